@@ -1,0 +1,224 @@
+"""The papers' architectures, each a named sequence of blocks whose outputs can be probed.
+
+Every model is a :class:`ProbedSequential`: ``model.blocks`` is an ordered ``nn.Sequential``
+of named blocks and ``model.layer_outputs(x)`` returns every block's output by name, which is
+what the probing chapters (Theunissen et al.'s per-layer metrics, MASC) read.
+
+Models of Zhang et al. (ICLR 2017, appendix A and Figure 3; parameter counts of Table 1):
+
+- ``mlp1x512`` (1,209,866 parameters on 28x28x3 inputs), ``mlp3x512`` (1,735,178);
+- ``alexnet``: the small AlexNet, i.e. the TensorFlow CIFAR-10 tutorial network on 28x28 inputs,
+  two (conv 5x5/64 → max-pool 3x3 stride 2 'same' → local response normalization) modules,
+  FC 384 → FC 192 → linear 10 (1,387,786 parameters);
+- ``inception`` / ``inception_nobn``: the small Inception of Figure 3 (1,649,402 parameters
+  either way: with BatchNorm the convolutions have no bias and BatchNorm learns only its shift,
+  TensorFlow's default; without BatchNorm the convolutions have biases).
+
+MLPs of any shape: ``mlp{depth}x{width}`` (e.g. ``mlp10x512``, Theunissen et al.) or
+``mlp-128-512-2048-2048`` (explicit widths, the MASC paper's MLP), optionally with the suffix
+``-firstbias`` (a bias node at the first hidden layer only, Theunissen et al. Appendix A) or
+``-nobias``.
+
+Weights use PyTorch's default initialization (the papers' TensorFlow code used truncated
+normals; the chapters say so where it matters).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+class ProbedSequential(nn.Module):
+    """A network made of named blocks applied in order; every block's output can be read."""
+
+    def __init__(self, blocks: "OrderedDict[str, nn.Module]"):
+        super().__init__()
+        self.blocks = nn.Sequential(blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [name for name, _ in self.blocks.named_children()]
+
+    def layer_outputs(self, x: torch.Tensor, names: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """Outputs of the named blocks (all of them by default), computed in one forward pass.
+
+        The key ``"input"`` maps to ``x`` itself.
+        """
+        wanted = set(self.layer_names if names is None else names)
+        outputs = {"input": x} if names is None or "input" in wanted else {}
+        for name, block in self.blocks.named_children():
+            x = block(x)
+            if name in wanted:
+                outputs[name] = x
+        return outputs
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# --- MLPs -------------------------------------------------------------------------------------
+
+
+class MLP(ProbedSequential):
+    """Fully connected ReLU network: flatten → hidden layers (Linear + ReLU) → linear output.
+
+    ``bias``: ``"all"`` (default), ``"first"`` (only the first hidden layer has a bias, as
+    Theunissen et al.'s "single bias node at the first layer") or ``"none"``.
+    Blocks: ``flatten``, ``fc1`` … ``fcN`` (post-ReLU outputs), ``output`` (logits).
+    """
+
+    def __init__(self, in_features: int, widths: list[int], num_classes: int, bias: str = "all"):
+        if bias not in ("all", "first", "none"):
+            raise ValueError(f"bias must be 'all', 'first' or 'none', got {bias!r}")
+        blocks: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
+        previous = in_features
+        for i, width in enumerate(widths):
+            has_bias = bias == "all" or (bias == "first" and i == 0)
+            blocks[f"fc{i + 1}"] = nn.Sequential(nn.Linear(previous, width, bias=has_bias), nn.ReLU())
+            previous = width
+        blocks["output"] = nn.Linear(previous, num_classes, bias=bias == "all")
+        super().__init__(blocks)
+        self.widths = list(widths)
+
+    def hidden_linear(self, name: str) -> nn.Linear:
+        """The ``nn.Linear`` of hidden block ``name`` (its weight rows are the nodes' weight vectors)."""
+        return self.blocks.get_submodule(name)[0]
+
+
+# --- Zhang et al.'s small AlexNet ---------------------------------------------------------------
+
+
+def small_alexnet(in_channels: int = 3, num_classes: int = 10) -> ProbedSequential:
+    """Zhang et al.'s small AlexNet (appendix A), the TensorFlow CIFAR-10 tutorial network on 28x28.
+
+    LRN follows the tutorial: depth radius 4 (size 9), bias 1, alpha 0.001/9 per element (PyTorch
+    divides alpha by the size, so ``alpha=0.001``), beta 0.75.
+    """
+    def lrn() -> nn.Module:
+        return nn.LocalResponseNorm(size=9, alpha=0.001, beta=0.75, k=1.0)
+
+    return ProbedSequential(OrderedDict(
+        conv1=nn.Sequential(nn.Conv2d(in_channels, 64, 5, padding=2), nn.ReLU()),
+        pool1=nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1), lrn()),
+        conv2=nn.Sequential(nn.Conv2d(64, 64, 5, padding=2), nn.ReLU()),
+        pool2=nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1), lrn()),
+        flatten=nn.Flatten(),
+        fc1=nn.Sequential(nn.Linear(7 * 7 * 64, 384), nn.ReLU()),
+        fc2=nn.Sequential(nn.Linear(384, 192), nn.ReLU()),
+        output=nn.Linear(192, num_classes),
+    ))
+
+
+# --- Zhang et al.'s small Inception (Figure 3) ------------------------------------------------------
+
+
+class ConvModule(nn.Module):
+    """Conv → BatchNorm (shift only, as TensorFlow's default ``scale=False``) → ReLU; or Conv(+bias) → ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, batchnorm: bool = True, padding: int | None = None):
+        super().__init__()
+        padding = kernel // 2 if padding is None else padding
+        self.conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=not batchnorm)
+        self.norm = nn.BatchNorm2d(c_out, affine=False) if batchnorm else None
+        self.shift = nn.Parameter(torch.zeros(c_out)) if batchnorm else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if self.norm is not None:
+            x = self.norm(x) + self.shift.view(1, -1, 1, 1)
+        return torch.relu(x)
+
+
+class InceptionModule(nn.Module):
+    """Inception(c1, c3): concatenation of a 1x1 conv module with c1 filters and a 3x3 one with c3."""
+
+    def __init__(self, c_in: int, c1: int, c3: int, batchnorm: bool):
+        super().__init__()
+        self.branch1 = ConvModule(c_in, c1, 1, batchnorm=batchnorm)
+        self.branch3 = ConvModule(c_in, c3, 3, batchnorm=batchnorm)
+        self.out_channels = c1 + c3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1(x), self.branch3(x)], dim=1)
+
+
+class DownsampleModule(nn.Module):
+    """Downsample(c): concatenation of a 3x3 stride-2 conv module with c filters and a 3x3 stride-2 max-pool."""
+
+    def __init__(self, c_in: int, c: int, batchnorm: bool):
+        super().__init__()
+        self.conv = ConvModule(c_in, c, 3, stride=2, batchnorm=batchnorm, padding=0)
+        self.pool = nn.MaxPool2d(3, stride=2)
+        self.out_channels = c_in + c
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.conv(x), self.pool(x)], dim=1)
+
+
+def small_inception(in_channels: int = 3, num_classes: int = 10, batchnorm: bool = True) -> ProbedSequential:
+    """Zhang et al.'s small Inception (Figure 3 of the 2017 paper), with or without BatchNorm."""
+    plan = [("inception", 32, 32), ("inception", 32, 48), ("downsample", 80), ("inception", 112, 48),
+            ("inception", 96, 64), ("inception", 80, 80), ("inception", 48, 96), ("downsample", 96),
+            ("inception", 176, 160), ("inception", 176, 160)]
+    blocks: OrderedDict[str, nn.Module] = OrderedDict(conv1=ConvModule(in_channels, 96, 3, batchnorm=batchnorm))
+    channels, n_inception, n_down = 96, 0, 0
+    for kind, *widths in plan:
+        if kind == "inception":
+            n_inception += 1
+            module = InceptionModule(channels, widths[0], widths[1], batchnorm)
+            blocks[f"inception{n_inception}"] = module
+        else:
+            n_down += 1
+            module = DownsampleModule(channels, widths[0], batchnorm)
+            blocks[f"downsample{n_down}"] = module
+        channels = module.out_channels
+    blocks["pool"] = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    blocks["output"] = nn.Linear(channels, num_classes)
+    return ProbedSequential(blocks)
+
+
+# --- by name --------------------------------------------------------------------------------------
+
+_MLP_DEPTH = re.compile(r"^mlp(\d+)x(\d+)(-firstbias|-nobias)?$")
+_MLP_WIDTHS = re.compile(r"^mlp((?:-\d+)+)(-firstbias|-nobias)?$")
+_BIAS = {None: "all", "-firstbias": "first", "-nobias": "none"}
+
+NAMED_MODELS: dict[str, Callable[[tuple[int, ...], int], nn.Module]] = {
+    "alexnet": lambda shape, k: small_alexnet(shape[0], k),
+    "inception": lambda shape, k: small_inception(shape[0], k, batchnorm=True),
+    "inception_nobn": lambda shape, k: small_inception(shape[0], k, batchnorm=False),
+}
+
+
+def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
+    """Build model ``name`` for inputs of ``input_shape`` (C, H, W), initialized from ``seed``.
+
+    The seed is applied in a forked RNG scope, so building a model never changes global state.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if match := _MLP_DEPTH.match(name):
+            depth, width, bias = int(match[1]), int(match[2]), _BIAS[match[3]]
+            return MLP(_numel(input_shape), [width] * depth, num_classes, bias)
+        if match := _MLP_WIDTHS.match(name):
+            widths = [int(w) for w in match[1].strip("-").split("-")]
+            return MLP(_numel(input_shape), widths, num_classes, _BIAS[match[2]])
+        if name in NAMED_MODELS:
+            return NAMED_MODELS[name](tuple(input_shape), num_classes)
+    raise ValueError(f"unknown model {name!r}: use mlp{{depth}}x{{width}}, mlp-W1-W2-..., or one of {sorted(NAMED_MODELS)}")
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
