@@ -1,0 +1,38 @@
+# Two commands for a fresh machine:
+#   make book   — creates the environment if needed, then builds the whole book at `cpu` scale into _build/html
+#   make test   — creates the environment if needed, then runs the tests
+# Options: make book SCALE=paper | SCALE=smoke;  PYTHON=python3.11 to choose the interpreter.
+
+PYTHON ?= python3
+VENV ?= .venv
+SCALE ?= cpu
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: env book test browser bench clean clean-runs
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[book,test]'
+	touch $(STAMP)
+
+book: env
+	$(BIN)/python -m lib.book --scale $(SCALE)
+
+# The book's browser test needs Chromium (Debian's package); installed here when missing and run as root.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	    else echo "Chromium is needed for the browser test: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+test: env browser
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf _build
+
+clean-runs:
+	rm -rf _runs

@@ -1,0 +1,184 @@
+"""Build the book: execute each chapter with papermill at one scale, then render the executed notebooks.
+
+Chapters are MyST-markdown notebooks (``book/*.md``, opened as notebooks by jupytext). For a
+build, each is converted to ``.ipynb``, executed by papermill with ``scale`` (and optional
+``overrides``) injected into its ``parameters`` cell, and written into a staging folder next to
+the book's ``_config.yml`` and ``_toc.yml``; jupyter-book (< 2) then renders the staged
+notebooks with execution turned off. Altair's vega libraries are vendored into ``_static`` so
+the site draws its charts with no network.
+
+An executed chapter is reused when its source, its parameters file, the scale and the library
+source are unchanged (a stamp beside it records their hash); training runs are reused through
+the run cache regardless (:mod:`lib.runs`).
+
+Command line: ``python -m lib.book [--scale cpu] [--build-dir _build]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from lib.params import SCALES, params_path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BOOK_FILES = ("_config.yml", "_toc.yml")
+
+
+def chapters(root: Path = REPO_ROOT) -> list[str]:
+    """Chapter names (``book/<name>.md``) in table-of-contents order."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    names = [toc["root"]]
+
+    def walk(entries: list) -> None:
+        for entry in entries or []:
+            if "file" in entry:
+                names.append(entry["file"])
+            walk(entry.get("sections", []))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters", []))
+    walk(toc.get("chapters", []))
+    return [Path(n).name for n in names]
+
+
+def _library_hash() -> str:
+    digest = hashlib.sha256()
+    for path in sorted((REPO_ROOT / "lib").glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _stamp(chapter: str, scale: str, overrides: dict) -> str:
+    digest = hashlib.sha256()
+    digest.update((REPO_ROOT / "book" / f"{chapter}.md").read_bytes())
+    params = params_path(chapter, scale)
+    digest.update(params.read_bytes() if params.is_file() else b"")
+    digest.update(json.dumps([scale, overrides], sort_keys=True).encode())
+    digest.update(_library_hash().encode())
+    return digest.hexdigest()
+
+
+def execute_chapter(chapter: str, scale: str, output: Path, overrides: dict | None = None,
+                    reuse: bool = True) -> float:
+    """Execute ``book/<chapter>.md`` at ``scale`` into the notebook ``output``; returns seconds spent."""
+    import jupytext
+    import papermill
+
+    overrides = overrides or {}
+    stamp_file = output.with_suffix(".stamp")
+    stamp = _stamp(chapter, scale, overrides)
+    if reuse and output.is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
+        return 0.0
+    started = time.perf_counter()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    source = output.with_name(f".{chapter}.source.ipynb")
+    jupytext.write(jupytext.read(REPO_ROOT / "book" / f"{chapter}.md"), source)
+    parameters = {"scale": scale, "overrides": overrides}
+    papermill.execute_notebook(str(source), str(output), parameters=parameters, cwd=str(REPO_ROOT / "book"),
+                               kernel_name="python3", progress_bar=False)
+    source.unlink()
+    stamp_file.write_text(stamp)
+    return time.perf_counter() - started
+
+
+def vega_versions() -> dict[str, str]:
+    """The vega, vega-lite and vega-embed versions altair's HTML asks for, keyed as its ``VEGA_DEBUG`` reads them."""
+    import altair as alt
+    import pandas as pd
+
+    html = alt.Chart(pd.DataFrame({"x": [0]})).mark_point().encode(x="x")._repr_mimebundle_()
+    html = (html[0] if isinstance(html, tuple) else html).get("text/html", "")
+    found = dict(re.findall(r'maybeLoadScript\("([\w-]+)", "([^"]+)"\)', html))
+    if not found:  # altair's html template changed: fall back to its declared versions
+        found = {"vega": alt.VEGA_VERSION.lstrip("v").split(".")[0], "vega-lite": alt.VEGALITE_VERSION.lstrip("v"),
+                 "vega-embed": alt.VEGAEMBED_VERSION.lstrip("v").split(".")[0]}
+    return {f"{name.replace('-', '')}_version": version for name, version in found.items()}
+
+
+def write_vega_assets(static: Path) -> list[str]:
+    """Write the vendored vega bundle and the ``VEGA_DEBUG`` shim into ``static``; return their file names."""
+    import altair as alt
+    import vl_convert
+
+    static.mkdir(parents=True, exist_ok=True)
+    vegalite = "v" + "_".join(alt.VEGALITE_VERSION.lstrip("v").split(".")[:2])
+    try:
+        bundle = vl_convert.javascript_bundle(vl_version=vegalite)
+    except ValueError:  # this vl-convert does not carry altair's exact vega-lite: use its newest
+        bundle = vl_convert.javascript_bundle()
+    # Wrapped in a function so the bundle's top-level names cannot clash with the theme's scripts.
+    (static / "vega-bundle.js").write_text("(function () {\n" + bundle + "\n})();\n")
+    (static / "vega-debug.js").write_text(
+        "// altair's chart HTML skips loading a library from a CDN when VEGA_DEBUG names its version.\n"
+        f"window.VEGA_DEBUG = {json.dumps(vega_versions())};\n")
+    return ["vega-debug.js", "vega-bundle.js"]
+
+
+def stage(build_dir: Path) -> Path:
+    """Copy the book's configuration and static files into ``build_dir/site``."""
+    site = build_dir / "site"
+    site.mkdir(parents=True, exist_ok=True)
+    for name in BOOK_FILES + ("references.bib",):
+        if (REPO_ROOT / name).is_file():
+            shutil.copy2(REPO_ROOT / name, site / name)
+    if (REPO_ROOT / "_static").is_dir():
+        shutil.copytree(REPO_ROOT / "_static", site / "_static", dirs_exist_ok=True)
+    write_vega_assets(site / "_static")
+    return site
+
+
+def build(scale: str = "cpu", build_dir: Path | str = REPO_ROOT / "_build", reuse: bool = True,
+          only: list[str] | None = None, log=print) -> Path:
+    """Execute every chapter at ``scale`` and render the site into ``build_dir/html``; returns that folder."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {SCALES}")
+    build_dir = Path(build_dir).resolve()
+    site = stage(build_dir)
+    timings = {}
+    for chapter in chapters():
+        if only and chapter not in only:
+            continue
+        seconds = execute_chapter(chapter, scale, site / "book" / f"{chapter}.ipynb", reuse=reuse)
+        timings[chapter] = seconds
+        log(f"  {chapter}: {'reused' if seconds == 0 else f'executed in {seconds:.0f} s'}")
+    (build_dir / "timings.json").write_text(json.dumps({"scale": scale, "seconds": timings}, indent=1))
+    started = time.perf_counter()
+    result = subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(site), "--path-output", str(build_dir),
+                             "--keep-going"], capture_output=True, text=True)
+    (build_dir / "jupyter-book.log").write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise RuntimeError(f"jupyter-book failed (see {build_dir / 'jupyter-book.log'}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    html = build_dir / "_build" / "html"
+    final = build_dir / "html"
+    if final.exists():
+        shutil.rmtree(final)
+    shutil.move(str(html), str(final))
+    log(f"  rendered in {time.perf_counter() - started:.0f} s → {final / 'index.html'}")
+    return final
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m lib.book", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", default="cpu", choices=SCALES, help="parameters to execute chapters with (default: cpu)")
+    parser.add_argument("--build-dir", default=str(REPO_ROOT / "_build"), help="where executed notebooks and html go")
+    parser.add_argument("--rerun", action="store_true", help="execute every chapter even if an up-to-date one exists")
+    parser.add_argument("--only", nargs="*", help="execute only these chapters (others must exist from earlier builds)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    print(f"Building the book at scale {args.scale!r} into {args.build_dir}")
+    build(args.scale, Path(args.build_dir), reuse=not args.rerun, only=args.only)
+    print(f"Done in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The run cache and grids: a chapter declares configurations and gets back tidy DataFrames.
+
+A finished run is stored under a content key: the SHA-256 of its :class:`~lib.train.RunConfig`
+and of the source of the modules that determine its result (:data:`TRAINING_MODULES`). Changing
+a parameter or that code therefore never returns a stale result, while editing a chapter, a plot
+or a probe reuses every run. Each run directory is written to a temporary name and renamed into
+place, so an interrupted build never leaves a half-written run; a run that was interrupted in the
+middle resumes from its checkpoint.
+
+Layout: ``<cache>/<key>/{config.json, summary.json, history.csv, model.pt, corrupted.pt}`` with
+``<cache>`` = ``$LIB_CACHE_DIR`` or ``<repo>/_runs``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from lib.train import RunConfig, TrainedRun, progress_enabled, train
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+TRAINING_MODULES = ("data.py", "corrupt.py", "models.py", "train.py", "runs.py")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LIB_CACHE_DIR", PACKAGE_DIR.parent / "_runs")).expanduser()
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the source files that determine a run's result."""
+    digest = hashlib.sha256()
+    for name in TRAINING_MODULES:
+        digest.update(name.encode())
+        digest.update((PACKAGE_DIR / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def run_key(config: RunConfig) -> str:
+    payload = json.dumps(config.to_dict(), sort_keys=True) + code_version()
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def _run_path(config: RunConfig) -> Path:
+    return cache_dir() / run_key(config)
+
+
+def is_cached(config: RunConfig) -> bool:
+    return (_run_path(config) / "summary.json").is_file()
+
+
+def _save(run: TrainedRun, path: Path) -> None:
+    temporary = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:8]}"
+    temporary.mkdir(parents=True)
+    (temporary / "config.json").write_text(json.dumps(run.config.to_dict(), indent=1, sort_keys=True))
+    (temporary / "summary.json").write_text(json.dumps(run.summary, indent=1, sort_keys=True))
+    run.history.to_csv(temporary / "history.csv", index=False)
+    torch.save(run.state_dict, temporary / "model.pt")
+    torch.save(run.corrupted, temporary / "corrupted.pt")
+    try:
+        os.replace(temporary, path)
+    except OSError:  # another process finished the same run first: keep theirs
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def load(config: RunConfig, with_weights: bool = True) -> TrainedRun:
+    """Read a cached run (raises ``KeyError`` if it was never run with the current code)."""
+    path = _run_path(config)
+    if not (path / "summary.json").is_file():
+        raise KeyError(f"run {run_key(config)} is not in the cache {cache_dir()}: {config}")
+    summary = json.loads((path / "summary.json").read_text())
+    history = pd.read_csv(path / "history.csv")
+    state = torch.load(path / "model.pt", weights_only=True) if with_weights else {}
+    corrupted = torch.load(path / "corrupted.pt", weights_only=True) if with_weights else None
+    return TrainedRun(config, history, summary, state, corrupted)
+
+
+def run(config: RunConfig, device: torch.device | None = None, progress: bool | None = None) -> TrainedRun:
+    """The run of ``config``: from the cache if it is there, else trained now and stored."""
+    path = _run_path(config)
+    if is_cached(config):
+        return load(config)
+    checkpoint = cache_dir() / ".checkpoints" / f"{path.name}.pt"
+    trained = train(config, device=device, checkpoint=checkpoint, progress=progress)
+    _save(trained, path)
+    return trained
+
+
+def grid(base: RunConfig, **axes: Sequence) -> list[RunConfig]:
+    """All combinations of ``axes`` (field name → values) applied to ``base``, in a stable order."""
+    names = list(axes)
+    return [replace(base, **dict(zip(names, values))) for values in itertools.product(*(axes[n] for n in names))]
+
+
+def run_grid(configs: Iterable[RunConfig], device: torch.device | None = None) -> pd.DataFrame:
+    """Run (or fetch) every configuration; one row per run with its config fields and summary.
+
+    Cached runs are read; the rest are trained one after another, each stored as soon as it
+    finishes, so an interrupted grid resumes where it stopped.
+    """
+    configs = list(configs)
+    missing = [c for c in configs if not is_cached(c)]
+    bar = tqdm(total=len(missing), disable=not progress_enabled() or not missing, desc="runs")
+    rows = []
+    for config in configs:
+        cached = is_cached(config)
+        result = load(config, with_weights=False) if cached else run(config, device=device)
+        if not cached:
+            bar.update(1)
+        rows.append({**config.to_dict(), **result.summary, "key": run_key(config), "cached": cached})
+    bar.close()
+    frame = pd.DataFrame(rows)
+    for column in ("converged_epoch", "converged_step"):  # None (never converged) becomes NaN
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
+
+
+def grid_history(configs: Iterable[RunConfig], device: torch.device | None = None) -> pd.DataFrame:
+    """Per-epoch histories of every configuration in long format, with the config fields as columns."""
+    frames = []
+    for config in configs:
+        history = run(config, device=device).history if not is_cached(config) else load(config, with_weights=False).history
+        frames.append(history.assign(**{k: v for k, v in config.to_dict().items()}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def cached_runs() -> pd.DataFrame:
+    """Every run in the cache (current code or not), one row each."""
+    rows = []
+    for path in sorted(cache_dir().glob("*/summary.json")):
+        config = json.loads((path.parent / "config.json").read_text())
+        rows.append({"key": path.parent.name, **config, **json.loads(path.read_text())})
+    return pd.DataFrame(rows)

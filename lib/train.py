@@ -1,0 +1,305 @@
+"""Training on tensors held in memory, one run described by one typed :class:`RunConfig`.
+
+The loop follows Zhang et al. (appendix A): SGD with momentum 0.9, a per-run learning rate
+multiplied by ``lr_decay`` (0.95) after every epoch, no explicit regularization unless asked;
+"convergence" is the first epoch at which the *training* accuracy, measured on the whole
+training set in evaluation mode after the epoch, reaches ``stop_train_acc`` (1.0 = 100%).
+The same loop serves the other papers through its options (Adam, MSE on one-hot targets,
+other stopping thresholds).
+
+Data never goes through a per-sample Python loader: the whole (preprocessed) training set is a
+float tensor on the device and every epoch draws a seeded permutation of indices.
+
+A run is deterministic for its config: the data seed fixes subsets and corruptions, the model
+seed fixes initialization and batch order, and no global random state is read or changed.
+Runs checkpoint themselves (see ``checkpoint``) so that an interrupted long run resumes where it
+stopped instead of starting over.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from lib.corrupt import randomize
+from lib.data import load_dataset, preprocess, subset
+from lib.models import build_model
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one training run (and therefore its cache key).
+
+    Data: ``dataset``, fixed random subsets ``n_train`` / ``n_test`` (``None`` = all),
+    ``randomization`` (a key of :data:`lib.corrupt.RANDOMIZATIONS`) with probability
+    ``corruption``, ``corrupt_test``, ``preprocessing`` (see :func:`lib.data.preprocess`),
+    ``data_seed``.
+    Model: ``model`` (see :func:`lib.models.build_model`), initialization and batch-order ``seed``.
+    Optimization: ``optimizer`` (``sgd`` or ``adam``), ``lr``, ``momentum``, ``lr_decay`` per
+    epoch, ``weight_decay``, ``batch_size``, ``loss`` (``cross_entropy`` or ``mse`` on one-hot
+    targets), ``max_epochs``, ``stop_train_acc`` (stop at the first epoch whose training
+    accuracy reaches it; ``None`` trains all ``max_epochs``), ``precision`` (``fp32`` or
+    ``bf16`` autocast), ``test_every`` (evaluate the test set every this many epochs, and always
+    at the last one; the history holds NaN in between).
+    """
+
+    dataset: str = "cifar10"
+    n_train: int | None = None
+    n_test: int | None = None
+    randomization: str = "none"
+    corruption: float = 0.0
+    corrupt_test: bool = False
+    preprocessing: str = "zhang"
+    data_seed: int = 0
+    model: str = "mlp1x512"
+    seed: int = 0
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    lr_decay: float = 0.95
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    loss: str = "cross_entropy"
+    max_epochs: int = 100
+    stop_train_acc: float | None = 1.0
+    precision: str = "fp32"
+    test_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.loss not in ("cross_entropy", "mse"):
+            raise ValueError(f"loss must be 'cross_entropy' or 'mse', got {self.loss!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise TypeError(f"unknown RunConfig fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**values)
+
+
+@dataclass
+class TrainedRun:
+    """What a finished run leaves: the per-epoch history, a summary and the final weights."""
+
+    config: RunConfig
+    history: pd.DataFrame
+    summary: dict
+    state_dict: dict = field(repr=False, default_factory=dict)
+    corrupted: torch.Tensor | None = field(repr=False, default=None)
+
+    def model(self) -> nn.Module:
+        """The trained network, rebuilt from its config and loaded with the final weights, on the CPU."""
+        data = prepare_data(self.config)
+        model = build_model(self.config.model, tuple(data.x_train.shape[1:]), data.num_classes, self.config.seed)
+        model.load_state_dict(self.state_dict)
+        return model.eval()
+
+
+@dataclass
+class PreparedData:
+    """A run's tensors after subset, randomization and preprocessing (float32, NCHW)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    y_train_original: torch.Tensor
+    corrupted: torch.Tensor
+    num_classes: int
+
+
+def prepare_data(config: RunConfig) -> PreparedData:
+    """Load, subset, randomize and preprocess the data of ``config`` (deterministic in ``data_seed``)."""
+    data = subset(load_dataset(config.dataset), config.n_train, config.n_test, seed=config.data_seed)
+    original = data.y_train
+    data, corrupted = randomize(data, config.randomization, config.corruption, seed=config.data_seed,
+                                corrupt_test=config.corrupt_test)
+    x_train, x_test = preprocess(data.x_train, data.x_test, config.preprocessing)
+    return PreparedData(x_train.contiguous(), data.y_train, x_test.contiguous(), data.y_test, original, corrupted,
+                        data.num_classes)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def progress_enabled() -> bool:
+    """Progress bars show on an interactive terminal, never in CI or in executed notebooks."""
+    setting = os.environ.get("LIB_PROGRESS")
+    if setting is not None:
+        return setting not in ("0", "false", "no", "")
+    return not os.environ.get("CI") and sys.stderr.isatty()
+
+
+def _loss_fn(config: RunConfig, num_classes: int):
+    if config.loss == "cross_entropy":
+        return nn.functional.cross_entropy
+    return lambda logits, y: nn.functional.mse_loss(logits, nn.functional.one_hot(y, num_classes).to(logits.dtype))
+
+
+def _optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, batch_size: int = 2048,
+             precision: str = "fp32") -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` (in eval mode) over ``(x, y)``."""
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(y), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        with _autocast(x.device, precision):
+            logits = model(xb)
+        total_loss += float(loss_fn(logits.float(), yb)) * len(yb)
+        correct += int((logits.argmax(1) == yb).sum())
+    return total_loss / max(len(y), 1), correct / max(len(y), 1)
+
+
+def _autocast(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def train(config: RunConfig, device: torch.device | None = None, checkpoint: Path | None = None,
+          checkpoint_every_s: float = 60.0, progress: bool | None = None) -> TrainedRun:
+    """Train one run of ``config`` and return its history, summary and weights.
+
+    If ``checkpoint`` is given, the run's full state (weights, optimizer, history, epoch) is saved
+    there every ``checkpoint_every_s`` seconds and the run resumes from it if it exists; an
+    interrupted run therefore loses at most that much work. Resumed runs give the same result as
+    uninterrupted ones, because every epoch's batch order derives from ``(seed, epoch)`` alone.
+    """
+    device = device or default_device()
+    data = prepare_data(config)
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
+    model = build_model(config.model, tuple(x_train.shape[1:]), data.num_classes, config.seed).to(device)
+    if any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        # channels-last layout: the same arithmetic, faster convolutions on CPUs and tensor cores
+        model = model.to(memory_format=torch.channels_last)
+        x_train, x_test = (x.contiguous(memory_format=torch.channels_last) for x in (x_train, x_test))
+    optimizer = _optimizer(config, model)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
+    loss_fn = _loss_fn(config, data.num_classes)
+    rows: list[dict] = []
+    start_epoch, step, elapsed = 0, 0, 0.0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        rows, start_epoch, step, elapsed = state["rows"], state["epoch"], state["step"], state["elapsed"]
+    n = len(y_train)
+    converged_epoch = next((r["epoch"] for r in rows if _reached(r["train_acc"], config.stop_train_acc)), None)
+    last_save = time.monotonic()
+    show = progress_enabled() if progress is None else progress
+    bar = tqdm(total=config.max_epochs, initial=start_epoch, disable=not show, leave=False,
+               desc=f"{config.model} {config.randomization} p={config.corruption:g}")
+    epoch = start_epoch
+    while converged_epoch is None and epoch < config.max_epochs:
+        started = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch)).to(device)
+        lr = optimizer.param_groups[0]["lr"]
+        loss_sum = torch.zeros((), device=device)
+        correct_sum = torch.zeros((), device=device, dtype=torch.long)
+        for i in range(0, n, config.batch_size):
+            index = order[i:i + config.batch_size]
+            targets = y_train[index]
+            with _autocast(device, config.precision):
+                logits = model(x_train[index]).float()
+                loss = loss_fn(logits, targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(index)
+            correct_sum += (logits.detach().argmax(1) == targets).sum()
+            step += 1
+        schedule.step()
+        epoch += 1
+        online_acc = float(correct_sum) / n
+        last = epoch == config.max_epochs
+        nan = float("nan")
+        # The full-set evaluation that decides convergence runs when the epoch's online accuracy is
+        # within 0.1 of the threshold (online accuracy lags the end-of-epoch model, so this never
+        # misses a converged epoch in practice), at the last epoch, and whenever no threshold is set.
+        check_train = config.stop_train_acc is None or last or online_acc >= config.stop_train_acc - 0.1
+        train_loss_eval, train_acc = (evaluate(model, x_train, y_train, loss_fn, precision=config.precision)
+                                      if check_train else (nan, nan))
+        converged = check_train and _reached(train_acc, config.stop_train_acc)
+        test_loss, test_acc = (evaluate(model, x_test, y_test, loss_fn, precision=config.precision)
+                               if converged or last or epoch % config.test_every == 0 else (nan, nan))
+        elapsed += time.perf_counter() - started
+        rows.append(dict(epoch=epoch, step=step, lr=lr, train_loss=float(loss_sum) / n, train_acc_online=online_acc,
+                         train_loss_eval=train_loss_eval, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
+                         seconds=elapsed))
+        if not math.isfinite(rows[-1]["train_loss"]):
+            if not check_train:
+                rows[-1]["test_loss"], rows[-1]["test_acc"] = evaluate(model, x_test, y_test, loss_fn, precision=config.precision)
+            break  # diverged: the summary says so
+        if converged:
+            converged_epoch = epoch
+        bar.update(1)
+        bar.set_postfix(train_acc=f"{online_acc:.3f}", test_acc=f"{test_acc:.3f}")
+        if checkpoint is not None and time.monotonic() - last_save > checkpoint_every_s:
+            _save_checkpoint(checkpoint, model, optimizer, schedule, rows, epoch, step, elapsed)
+            last_save = time.monotonic()
+    bar.close()
+    history = pd.DataFrame(rows)
+    summary = summarize(history, config, converged_epoch, n)
+    summary["device"] = device.type
+    state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
+    return TrainedRun(config, history, summary, state_dict, data.corrupted)
+
+
+def _reached(train_acc: float, threshold: float | None) -> bool:
+    return threshold is not None and train_acc >= threshold - 1e-12
+
+
+def _save_checkpoint(path: Path, model, optimizer, schedule, rows, epoch, step, elapsed) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    torch.save(dict(model=model.state_dict(), optimizer=optimizer.state_dict(), schedule=schedule.state_dict(),
+                    rows=rows, epoch=epoch, step=step, elapsed=elapsed), temporary)
+    os.replace(temporary, path)
+
+
+def summarize(history: pd.DataFrame, config: RunConfig, converged_epoch: int | None, n_train: int) -> dict:
+    """Final and best numbers of a run, and when it converged (Zhang et al.'s "convergence")."""
+    if history.empty:
+        return dict(epochs=0, steps=0, converged=False)
+    last = history.iloc[-1]
+    tested = history.dropna(subset=["test_acc"])
+    converged_step = None if converged_epoch is None else int(history.loc[history.epoch == converged_epoch, "step"].iloc[0])
+    return dict(
+        epochs=int(last.epoch), steps=int(last.step), n_train=n_train,
+        converged=converged_epoch is not None, converged_epoch=converged_epoch, converged_step=converged_step,
+        diverged=not bool(np.isfinite(last.train_loss)),
+        final_train_acc=float(last.train_acc), final_test_acc=float(last.test_acc),
+        final_train_loss=float(last.train_loss_eval),
+        best_test_acc=float(tested.test_acc.max()), best_test_epoch=int(tested.loc[tested.test_acc.idxmax(), "epoch"]),
+        train_seconds=float(last.seconds),
+    )

@@ -1,0 +1,88 @@
+"""Shared fixtures: tiny data sets written in the real on-disk formats, and an isolated run cache."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` (uint8) as an IDX file, gzip-compressed when the name ends in .gz."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
+    payload = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".gz":
+        with gzip.open(path, "wb") as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+def fake_images(n: int, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, *shape), dtype=np.uint8)
+
+
+def write_mnist_like(folder: Path, n_train: int = 30, n_test: int = 10, gz: bool = True) -> dict:
+    suffix = ".gz" if gz else ""
+    arrays = {
+        "train-images-idx3-ubyte": fake_images(n_train, (28, 28), 1),
+        "train-labels-idx1-ubyte": np.arange(n_train, dtype=np.uint8) % 10,
+        "t10k-images-idx3-ubyte": fake_images(n_test, (28, 28), 2),
+        "t10k-labels-idx1-ubyte": (np.arange(n_test, dtype=np.uint8) * 3) % 10,
+    }
+    for name, array in arrays.items():
+        write_idx(folder / f"{name}{suffix}", array)
+    return arrays
+
+
+def write_cifar10_npz(folder: Path, per_batch: int = 4, n_test: int = 5) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    xs, ys = [], []
+    for k in range(1, 6):
+        x, y = fake_images(per_batch, (32, 32, 3), 10 + k), (np.arange(per_batch, dtype=np.uint8) + k) % 10
+        np.savez_compressed(folder / f"data_batch_{k}.npz", x=x, y=y, lossy=np.zeros(per_batch, bool))
+        xs.append(x), ys.append(y)
+    x_test, y_test = fake_images(n_test, (32, 32, 3), 20), np.arange(n_test, dtype=np.uint8) % 10
+    np.savez_compressed(folder / "test_batch.npz", x=x_test, y=y_test, lossy=np.zeros(n_test, bool),
+                        original_order=np.ones(n_test, bool))
+    return {"x_train": np.concatenate(xs), "y_train": np.concatenate(ys), "x_test": x_test, "y_test": y_test}
+
+
+def write_cifar_pickles(folder: Path, hundred: bool, n: int = 6) -> dict:
+    """The python-pickle layout of the original archives (what torchvision downloads)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key = "fine_labels" if hundred else "labels"
+    k = 100 if hundred else 10
+    names = (["train"], ["test"]) if hundred else ([f"data_batch_{i}" for i in range(1, 6)], ["test_batch"])
+    out = {}
+    for split, files in zip(("train", "test"), names):
+        xs, ys = [], []
+        for j, name in enumerate(files):
+            x = fake_images(n, (3 * 32 * 32,), 30 + j + (0 if split == "train" else 50))
+            y = [(i * 7 + j) % k for i in range(n)]
+            with open(folder / name, "wb") as f:
+                pickle.dump({"data": x, key: y}, f)
+            xs.append(x), ys.append(y)
+        out[f"x_{split}"] = np.concatenate(xs).reshape(-1, 3, 32, 32)
+        out[f"y_{split}"] = np.concatenate(ys)
+    return out
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch) -> Path:
+    """A fresh, empty run cache for the duration of one test."""
+    cache = tmp_path / "runs"
+    monkeypatch.setenv("LIB_CACHE_DIR", str(cache))
+    return cache
+
+
+@pytest.fixture
+def no_network_data(tmp_path, monkeypatch) -> Path:
+    """Point the data search at empty folders only, with downloads disabled by the test itself."""
+    monkeypatch.setenv("LIB_TORCHVISION_DIR", str(tmp_path / "torchvision"))
+    monkeypatch.delenv("LIB_DATA_DIR", raising=False)
+    return tmp_path

@@ -1,0 +1,100 @@
+"""The book end to end at `smoke` scale: papermill execution, the jupyter-book site, and charts drawn
+by headless Chromium with the network off."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lib import book
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                  # the network is off: every host resolves nowhere and any proxy use goes to a closed port
+                  "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("book")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LIB_CACHE_DIR", str(root / "runs"))
+        html = book.build("smoke", root / "build", reuse=False, log=lambda *_: None)
+    return root / "build", html
+
+
+def outputs_of(notebook: Path) -> list[dict]:
+    nb = nbformat.read(notebook, as_version=4)
+    return [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+
+
+def test_chapters_execute_without_errors(built):
+    build_dir, _ = built
+    for chapter in book.chapters():
+        outputs = outputs_of(build_dir / "site" / "book" / f"{chapter}.ipynb")
+        assert not [o for o in outputs if o.output_type == "error"], chapter
+    zhang = outputs_of(build_dir / "site" / "book" / "zhang-randomization.ipynb")
+    charts = [o for o in zhang if "vega-embed" in o.get("data", {}).get("text/html", "")]
+    assert len(charts) == 3  # Figure 1a, 1b, 1c
+    timings = json.loads((build_dir / "timings.json").read_text())
+    assert timings["scale"] == "smoke" and set(timings["seconds"]) == set(book.chapters())
+
+
+def test_site_has_every_page_and_the_vendored_vega(built):
+    _, html = built
+    assert (html / "index.html").is_file() or (html / "book" / "intro.html").is_file()
+    page = (html / "book" / "zhang-randomization.html").read_text()
+    assert page.index("vega-debug.js") < page.index("vega-bundle.js")
+    assert "cdn.jsdelivr.net/npm/vega@" in page  # altair's loader is there, VEGA_DEBUG must stop it
+    bundle = (html / "_static" / "vega-bundle.js").read_text()
+    assert "window.vegaEmbed" in bundle and len(bundle) > 100_000
+    debug = (html / "_static" / "vega-debug.js").read_text()
+    assert all(key in debug for key in ("vega_version", "vegalite_version", "vegaembed_version"))
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    raise AssertionError("Chromium is required for the browser test (apt-get install chromium; `make test` does it)")
+
+
+def test_charts_render_in_chromium_without_network(built, tmp_path):
+    _, html = built
+    page = html / "book" / "zhang-randomization.html"
+    result = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                             "--virtual-time-budget=20000", "--dump-dom", page.as_uri()],
+                            capture_output=True, text=True, timeout=120)
+    dom = result.stdout
+    assert "<html" in dom, result.stderr[-2000:]
+    # altair's showError() replaces a chart by <div class="error" style="color:red;">message</div>
+    # (the page's own script holds the same tag with a ${err} placeholder, which does not count)
+    assert not re.search(r'style="color:red;">(?!\$\{)', dom), re.findall(r'color:red;">([^<]{0,200})', dom)
+    embeds = re.findall(r'<div id="altair-viz-[0-9a-f]+"[^>]*class="[^"]*vega-embed', dom)
+    svgs = re.findall(r'<svg[^>]*class="marks"', dom)
+    assert len(embeds) == 3 and len(svgs) == 3, (len(embeds), len(svgs))
+    assert dom.count('role-mark') >= 6 and "<path" in dom  # the lines were drawn, not just the frames
+
+
+def test_papermill_command_line_with_overrides(tmp_path, monkeypatch):
+    """The README's way to re-run one chapter: jupytext to ipynb, piped into papermill."""
+    monkeypatch.setenv("LIB_CACHE_DIR", str(tmp_path / "runs"))
+    bin_dir = Path(sys.executable).parent
+    out = tmp_path / "out.ipynb"
+    command = (f"{bin_dir / 'jupytext'} --to ipynb -o - book/zhang-randomization.md | "
+               f"{bin_dir / 'papermill'} - {out} --cwd book -p scale smoke -y 'overrides: {{max_epochs: 2}}'")
+    subprocess.run(command, shell=True, cwd=REPO, check=True, capture_output=True, timeout=300)
+    nb = nbformat.read(out, as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "max_epochs" in injected[0].source
+    assert not [o for o in outputs_of(out) if o.output_type == "error"]
+    summary_dirs = list((tmp_path / "runs").glob("*/config.json"))
+    assert summary_dirs and all(json.loads(p.read_text())["max_epochs"] == 2 for p in summary_dirs)

@@ -1,0 +1,98 @@
+"""Training on real data subsets: fitting, determinism, stopping, resuming after an interruption."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import lib.train as train_module
+from lib.train import RunConfig, prepare_data, train
+
+TINY = RunConfig(dataset="mnist", n_train=256, n_test=128, preprocessing="scale", model="mlp1x512",
+                 lr=0.05, lr_decay=0.95, max_epochs=6, stop_train_acc=None, batch_size=64)
+
+
+def test_prepared_data_has_the_run_shapes():
+    data = prepare_data(TINY)
+    assert data.x_train.shape == (256, 1, 28, 28) and data.x_train.dtype == torch.float32
+    assert 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
+    assert data.corrupted.sum() == 0 and torch.equal(data.y_train, data.y_train_original)
+    zhang = prepare_data(RunConfig(dataset="cifar10", n_train=64, n_test=32, randomization="random_labels"))
+    assert zhang.x_train.shape == (64, 3, 28, 28)
+    assert (zhang.y_train != zhang.y_train_original).sum() == zhang.corrupted.sum() > 0
+
+
+def test_training_is_deterministic_for_a_seed():
+    a, b = train(TINY, progress=False), train(TINY, progress=False)
+    assert a.history.drop(columns="seconds").equals(b.history.drop(columns="seconds"))
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+    c = train(RunConfig(**{**TINY.to_dict(), "seed": 1}), progress=False)
+    assert not a.history.train_loss.equals(c.history.train_loss)
+
+
+def test_learns_and_records_history():
+    run = train(TINY, progress=False)
+    h = run.history
+    assert list(h.epoch) == list(range(1, 7)) and h.step.iloc[-1] == 6 * 4
+    assert h.train_loss.iloc[-1] < h.train_loss.iloc[0]
+    assert run.summary["final_test_acc"] > 0.5  # MNIST is learnable from 256 images
+    assert h.lr.iloc[1] == pytest.approx(0.05 * 0.95)  # decay per epoch
+    assert run.summary["converged"] is False and run.summary["epochs"] == 6
+
+
+def test_stops_at_the_training_accuracy_threshold():
+    config = RunConfig(**{**TINY.to_dict(), "n_train": 64, "batch_size": 16, "lr_decay": 1.0, "stop_train_acc": 1.0, "max_epochs": 60})
+    run = train(config, progress=False)
+    assert run.summary["converged"] and run.summary["final_train_acc"] == 1.0
+    assert run.summary["epochs"] == run.summary["converged_epoch"] < 60
+    earlier = run.history.train_acc.iloc[:-1].dropna()
+    assert (earlier < 1.0).all()  # it stopped at the first epoch that reached 100%
+
+
+def test_fits_random_labels():
+    config = RunConfig(**{**TINY.to_dict(), "n_train": 128, "randomization": "random_labels",
+                          "stop_train_acc": 1.0, "max_epochs": 150, "lr": 0.05, "lr_decay": 1.0})
+    run = train(config, progress=False)
+    assert run.summary["final_train_acc"] == 1.0
+    assert run.summary["final_test_acc"] < 0.3
+
+
+def test_mse_adam_and_bf16_options_run():
+    config = RunConfig(**{**TINY.to_dict(), "loss": "mse", "optimizer": "adam", "lr": 1e-3, "precision": "bf16",
+                          "max_epochs": 2, "model": "mlp2x64-firstbias"})
+    run = train(config, progress=False)
+    assert math.isfinite(run.summary["final_train_loss"]) and run.summary["epochs"] == 2
+
+
+def test_invalid_options_are_rejected():
+    with pytest.raises(ValueError):
+        RunConfig(optimizer="lbfgs")
+    with pytest.raises(TypeError, match="unknown RunConfig fields"):
+        RunConfig.from_dict({"learning_rate": 0.1})
+
+
+def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
+    config = RunConfig(**{**TINY.to_dict(), "max_epochs": 5})
+    uninterrupted = train(config, progress=False)
+    checkpoint = tmp_path / "run.pt"
+    calls = {"n": 0}
+    real_evaluate = train_module.evaluate
+
+    def failing_evaluate(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:  # during epoch 4 (two evaluations per epoch)
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "evaluate", failing_evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, checkpoint=checkpoint, checkpoint_every_s=0, progress=False)
+    assert checkpoint.exists()
+    monkeypatch.setattr(train_module, "evaluate", real_evaluate)
+    resumed = train(config, checkpoint=checkpoint, checkpoint_every_s=0, progress=False)
+    assert not checkpoint.exists()
+    cols = ["epoch", "step", "train_loss", "train_acc", "test_acc"]
+    assert resumed.history[cols].equals(uninterrupted.history[cols])
+    assert all(torch.equal(resumed.state_dict[k], uninterrupted.state_dict[k]) for k in resumed.state_dict)
