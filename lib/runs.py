@@ -28,10 +28,10 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from lib.train import RunConfig, TrainedRun, progress_enabled, train
+from lib.train import RunConfig, TrainedRun, default_device, progress_enabled, train
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-TRAINING_MODULES = ("data.py", "corrupt.py", "models.py", "train.py", "runs.py")
+TRAINING_MODULES = ("data.py", "corrupt.py", "models.py", "train.py", "batched.py", "runs.py")
 
 
 def cache_dir() -> Path:
@@ -104,23 +104,54 @@ def grid(base: RunConfig, **axes: Sequence) -> list[RunConfig]:
     return [replace(base, **dict(zip(names, values))) for values in itertools.product(*(axes[n] for n in names))]
 
 
-def run_grid(configs: Iterable[RunConfig], device: torch.device | None = None) -> pd.DataFrame:
+def batching_enabled() -> bool:
+    """Batched training is on unless ``LIB_BATCHED=0``."""
+    return os.environ.get("LIB_BATCHED", "1") not in ("0", "false", "no")
+
+
+def train_missing(configs: Sequence[RunConfig], device: torch.device | None = None, batched: bool | None = None,
+                  max_batch: int = 8) -> None:
+    """Train and store every configuration that is not cached yet.
+
+    Runs that can share a batch (:func:`lib.batched.batch_key`) are trained together as one stacked
+    model when that is faster on this device (:func:`lib.batched.prefers_batched`), up to
+    ``max_batch`` at a time; the rest one by one. Each run is stored as soon as its batch finishes.
+    """
+    from lib.batched import batch_key, mlp_widths, prefers_batched, train_batched
+
+    device = device or default_device()
+    batched = batching_enabled() if batched is None else batched
+    missing = list(dict.fromkeys(c for c in configs if not is_cached(c)))
+    groups: dict[tuple, list[RunConfig]] = {}
+    for config in missing:
+        groups.setdefault(batch_key(config), []).append(config)
+    bar = tqdm(total=len(missing), disable=not progress_enabled() or not missing, desc="runs")
+    for group in groups.values():
+        stack = batched and len(group) > 1 and prefers_batched(mlp_widths(group[0], (1, 28, 28), 10), device)
+        chunks = [group[i:i + max_batch] for i in range(0, len(group), max_batch)] if stack else [[c] for c in group]
+        for chunk in chunks:
+            if len(chunk) == 1:
+                run(chunk[0], device=device)
+            else:
+                for trained in train_batched(chunk, device=device):
+                    _save(trained, _run_path(trained.config))
+            bar.update(len(chunk))
+    bar.close()
+
+
+def run_grid(configs: Iterable[RunConfig], device: torch.device | None = None, batched: bool | None = None) -> pd.DataFrame:
     """Run (or fetch) every configuration; one row per run with its config fields and summary.
 
-    Cached runs are read; the rest are trained one after another, each stored as soon as it
-    finishes, so an interrupted grid resumes where it stopped.
+    Cached runs are read; the rest are trained (:func:`train_missing`: batched where that pays),
+    each stored as soon as it finishes, so an interrupted grid resumes where it stopped.
     """
     configs = list(configs)
-    missing = [c for c in configs if not is_cached(c)]
-    bar = tqdm(total=len(missing), disable=not progress_enabled() or not missing, desc="runs")
+    was_cached = [is_cached(c) for c in configs]
+    train_missing(configs, device=device, batched=batched)
     rows = []
-    for config in configs:
-        cached = is_cached(config)
-        result = load(config, with_weights=False) if cached else run(config, device=device)
-        if not cached:
-            bar.update(1)
+    for config, cached in zip(configs, was_cached):
+        result = load(config, with_weights=False)
         rows.append({**config.to_dict(), **result.summary, "key": run_key(config), "cached": cached})
-    bar.close()
     frame = pd.DataFrame(rows)
     for column in ("converged_epoch", "converged_step"):  # None (never converged) becomes NaN
         if column in frame:
@@ -130,9 +161,11 @@ def run_grid(configs: Iterable[RunConfig], device: torch.device | None = None) -
 
 def grid_history(configs: Iterable[RunConfig], device: torch.device | None = None) -> pd.DataFrame:
     """Per-epoch histories of every configuration in long format, with the config fields as columns."""
+    configs = list(configs)
+    train_missing(configs, device=device)
     frames = []
     for config in configs:
-        history = run(config, device=device).history if not is_cached(config) else load(config, with_weights=False).history
+        history = load(config, with_weights=False).history
         frames.append(history.assign(**{k: v for k, v in config.to_dict().items()}))
     return pd.concat(frames, ignore_index=True)
 

@@ -48,7 +48,8 @@ class RunConfig:
     Optimization: ``optimizer`` (``sgd`` or ``adam``), ``lr``, ``momentum``, ``lr_decay`` per
     epoch, ``weight_decay``, ``batch_size``, ``loss`` (``cross_entropy`` or ``mse`` on one-hot
     targets), ``max_epochs``, ``stop_train_acc`` (stop at the first epoch whose training
-    accuracy reaches it; ``None`` trains all ``max_epochs``), ``precision`` (``fp32`` or
+    accuracy reaches it; ``None`` trains all ``max_epochs`` and evaluates the whole training set
+    only after the last), ``precision`` (``fp32`` or
     ``bf16`` autocast), ``test_every`` (evaluate the test set every this many epochs, and always
     at the last one; the history holds NaN in between).
     """
@@ -243,8 +244,8 @@ def train(config: RunConfig, device: torch.device | None = None, checkpoint: Pat
         nan = float("nan")
         # The full-set evaluation that decides convergence runs when the epoch's online accuracy is
         # within 0.1 of the threshold (online accuracy lags the end-of-epoch model, so this never
-        # misses a converged epoch in practice), at the last epoch, and whenever no threshold is set.
-        check_train = config.stop_train_acc is None or last or online_acc >= config.stop_train_acc - 0.1
+        # misses a converged epoch in practice) and at the last epoch; with no threshold, only at the last.
+        check_train = last or (config.stop_train_acc is not None and online_acc >= config.stop_train_acc - 0.1)
         train_loss_eval, train_acc = (evaluate(model, x_train, y_train, loss_fn, precision=config.precision)
                                       if check_train else (nan, nan))
         converged = check_train and _reached(train_acc, config.stop_train_acc)

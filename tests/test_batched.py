@@ -1,0 +1,95 @@
+"""Batched (stacked) training agrees with one-by-one training, model by model."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import lib.runs as runs
+from lib.batched import batch_key, prefers_batched, train_batched
+from lib.train import RunConfig, train
+
+BASE = RunConfig(dataset="mnist", n_train=384, n_test=256, preprocessing="scale", model="mlp3x96", lr=0.05,
+                 lr_decay=0.95, max_epochs=4, stop_train_acc=None, batch_size=64, randomization="partial_labels")
+# Tolerance: stacked products round differently from single ones, by ~1e-7 per step here.
+LOSS_TOL, WEIGHT_TOL = 1e-5, 1e-4
+
+
+def vary(**changes) -> RunConfig:
+    return RunConfig(**{**BASE.to_dict(), **changes})
+
+
+def assert_same_run(batched, sequential):
+    hb, hs = batched.history, sequential.history
+    assert list(hb.epoch) == list(hs.epoch) and list(hb.step) == list(hs.step)
+    assert (hb.train_loss - hs.train_loss).abs().max() < LOSS_TOL
+    for column in ("train_acc", "test_acc", "train_acc_online"):
+        assert ((hb[column] - hs[column]).abs().fillna(0) <= 1 / 256).all(), column
+        assert hb[column].isna().equals(hs[column].isna()), column
+    for name, tensor in sequential.state_dict.items():
+        assert (batched.state_dict[name] - tensor).abs().max() < WEIGHT_TOL, name
+    assert batched.summary["converged_epoch"] == sequential.summary["converged_epoch"]
+
+
+def test_each_model_matches_its_sequential_run():
+    configs = [vary(seed=0, corruption=0.0), vary(seed=1, corruption=0.5, lr=0.02),
+               vary(seed=2, corruption=1.0, lr_decay=0.9, weight_decay=1e-3)]
+    for batched, config in zip(train_batched(configs), configs):
+        assert batched.summary["batched_with"] == 3
+        assert_same_run(batched, train(config, progress=False))
+
+
+def test_adam_mse_and_first_layer_bias_match():
+    configs = [vary(model="mlp2x64-firstbias", optimizer="adam", lr=1e-3, loss="mse", seed=s, max_epochs=3)
+               for s in (0, 1)]
+    for batched, config in zip(train_batched(configs), configs):
+        assert_same_run(batched, train(config, progress=False))
+
+
+def test_a_model_that_finishes_early_does_not_disturb_the_others():
+    early = vary(seed=3, stop_train_acc=0.25, max_epochs=8)
+    late = vary(seed=4, stop_train_acc=None, max_epochs=8)
+    b_early, b_late = train_batched([early, late])
+    assert b_early.summary["converged"] and b_early.summary["epochs"] < 8
+    assert b_late.summary["epochs"] == 8
+    assert_same_run(b_early, train(early, progress=False))
+    assert_same_run(b_late, train(late, progress=False))
+
+
+def test_a_diverging_model_does_not_disturb_the_others():
+    bad, good = vary(seed=5, lr=1e6, max_epochs=3), vary(seed=6, max_epochs=3)
+    b_bad, b_good = train_batched([bad, good])
+    assert b_bad.summary["diverged"] or not math.isfinite(b_bad.history.train_loss.iloc[-1])
+    assert_same_run(b_good, train(good, progress=False))
+
+
+def test_incompatible_configs_are_refused():
+    with pytest.raises(ValueError, match="differ"):
+        train_batched([vary(), vary(batch_size=32)])
+    assert batch_key(vary(seed=1, corruption=0.3, lr=0.1)) == batch_key(vary())
+
+
+def test_path_choice_per_architecture():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert prefers_batched([512] * 3, cpu) and not prefers_batched([128, 512, 2048, 2048], cpu)
+    assert prefers_batched([128, 512, 2048, 2048], gpu) and not prefers_batched(None, gpu)
+
+
+def test_run_grid_batches_what_pays_and_caches_each_run(isolated_cache, monkeypatch):
+    import lib.batched as batched_module
+
+    calls = []
+    real_train_batched = batched_module.train_batched
+
+    def spy(configs, device=None):
+        calls.append(len(configs))
+        return real_train_batched(configs, device=device)
+
+    monkeypatch.setattr(batched_module, "train_batched", spy)
+    configs = runs.grid(vary(max_epochs=2), corruption=[0.0, 0.5, 1.0])
+    wide = vary(model="mlp1x2048", max_epochs=1)
+    frame = runs.run_grid(configs + [wide])
+    assert calls == [3]  # the 96-wide MLPs together; the 2048-wide one alone on a CPU
+    assert all(runs.is_cached(c) for c in configs + [wide]) and len(frame) == 4
