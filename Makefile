@@ -31,6 +31,10 @@ browser:
 test: env browser
 	$(BIN)/python -m pytest -q
 
+# Speed, measured side by side in one run (writes _build/bench.json); BENCH_ARGS=--quick for a fast pass.
+bench: env
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
 clean:
 	rm -rf _build
 

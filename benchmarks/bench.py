@@ -1,0 +1,215 @@
+"""`make bench`: the library's speed, measured side by side in one run on this machine, as ratios.
+
+- the lib trainer vs a minimal hand-written loop over in-memory tensors (overhead), and vs the
+  conventional loop of the papers' public code (a torchvision dataset with per-sample
+  ToTensor/Normalize through a shuffling DataLoader), for MLP 784-512x3-10 and the 10x512 MSE MLP;
+- batched K = 6 vs sequential training for the MASC MLP (784-128-512-2048-2048-10) and the 10x512
+  MLP, and what the grid runner actually does for each (it picks the faster path);
+- bf16 autocast vs float32: throughput and the final-accuracy difference;
+- on a GPU: samples/s and the fraction of the GPU's peak FLOP rate achieved.
+
+Writes ``_build/bench.json`` and prints a table. Each ratio compares runs made in this process,
+interleaved, so a busy machine slows both sides alike. ``--quick`` uses fewer samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lib.batched import mlp_widths, prefers_batched, train_batched
+from lib.data import load_dataset
+from lib.models import build_model
+from lib.train import RunConfig, default_device, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def mnist_config(model: str, n: int, epochs: int, **changes) -> RunConfig:
+    values = dict(dataset="mnist", n_train=n, n_test=2000, preprocessing="scale", model=model, lr=0.01,
+                  lr_decay=1.0, max_epochs=epochs, stop_train_acc=None, test_every=epochs, batch_size=128)
+    values.update(changes)
+    return RunConfig(**values)
+
+
+def minimal_loop(config: RunConfig) -> float:
+    """The least a PyTorch user writes: shuffled index batches over tensors in memory. Returns seconds."""
+    data = load_dataset("mnist")
+    x = (data.x_train[:config.n_train].float() / 255.0)
+    y = data.y_train[:config.n_train]
+    model = build_model(config.model, (1, 28, 28), 10, config.seed)
+    optimizer = (torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9) if config.optimizer == "sgd"
+                 else torch.optim.Adam(model.parameters(), lr=config.lr))
+    loss_fn = nn.functional.cross_entropy if config.loss == "cross_entropy" else \
+        (lambda out, t: nn.functional.mse_loss(out, nn.functional.one_hot(t, 10).float()))
+    started = time.perf_counter()
+    for epoch in range(config.max_epochs):
+        order = torch.randperm(len(y))
+        for i in range(0, len(y), config.batch_size):
+            index = order[i:i + config.batch_size]
+            loss = loss_fn(model(x[index]), y[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():  # the trainer evaluates train and test sets at the end; so does this loop
+        model(x).argmax(1)
+        model(data.x_test[:config.n_test].float() / 255.0).argmax(1)
+    return time.perf_counter() - started
+
+
+def dataloader_loop(config: RunConfig, raw_root: Path) -> float:
+    """The conventional loop of the papers' code: torchvision MNIST, per-sample transforms, DataLoader."""
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    train_set = Subset(datasets.MNIST(str(raw_root), train=True, download=False, transform=transform),
+                       range(config.n_train))
+    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, num_workers=0)
+    model = build_model(config.model, (1, 28, 28), 10, config.seed)
+    optimizer = (torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9) if config.optimizer == "sgd"
+                 else torch.optim.Adam(model.parameters(), lr=config.lr))
+    started = time.perf_counter()
+    for epoch in range(config.max_epochs):
+        for xb, yb in loader:
+            out = model(xb)
+            loss = (nn.functional.cross_entropy(out, yb) if config.loss == "cross_entropy"
+                    else nn.functional.mse_loss(out, nn.functional.one_hot(yb, 10).float()))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return time.perf_counter() - started
+
+
+def torchvision_mnist_folder() -> Path:
+    """Decompress the on-disk MNIST into torchvision's layout, in a temporary folder."""
+    source = Path(load_dataset("mnist").source)
+    root = Path(tempfile.mkdtemp(prefix="bench-mnist-"))
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        packed = source / f"{name}.gz"
+        if packed.exists():
+            with gzip.open(packed) as f, open(raw / name, "wb") as out:
+                shutil.copyfileobj(f, out)
+        else:
+            shutil.copy(source / name, raw / name)
+    return root
+
+
+def trainer_seconds(config: RunConfig) -> float:
+    return train(config, progress=False).summary["train_seconds"]
+
+
+def batched_vs_sequential(model: str, n: int, epochs: int, k: int = 6) -> dict:
+    configs = [mnist_config(model, n, epochs, batch_size=32 if "2048" in model else 128, seed=s,
+                            randomization="partial_labels", corruption=round(0.2 * s, 1)) for s in range(k)]
+    started = time.perf_counter()
+    for config in configs:
+        train(config, progress=False)
+    sequential = time.perf_counter() - started
+    started = time.perf_counter()
+    train_batched(configs)
+    batched = time.perf_counter() - started
+    device = default_device()
+    picks_batched = prefers_batched(mlp_widths(configs[0], (1, 28, 28), 10), device)
+    return dict(sequential_s=sequential, batched_s=batched, ratio=sequential / batched,
+                grid_runner_path="batched" if picks_batched else "sequential",
+                grid_runner_ratio=sequential / batched if picks_batched else 1.0)
+
+
+def bf16_vs_fp32(n: int, epochs: int) -> dict:
+    fp32 = train(mnist_config("mlp3x512", n, epochs), progress=False)
+    bf16 = train(mnist_config("mlp3x512", n, epochs, precision="bf16"), progress=False)
+    return dict(fp32_s=fp32.summary["train_seconds"], bf16_s=bf16.summary["train_seconds"],
+                speed_ratio=fp32.summary["train_seconds"] / bf16.summary["train_seconds"],
+                fp32_test_acc=fp32.summary["final_test_acc"], bf16_test_acc=bf16.summary["final_test_acc"],
+                accuracy_delta=bf16.summary["final_test_acc"] - fp32.summary["final_test_acc"])
+
+
+def gpu_utilization(n: int) -> dict | None:
+    """Samples/s and model-FLOPs utilization of the 3x512 MLP, batched K=6, on a GPU (None on a CPU)."""
+    if not torch.cuda.is_available():
+        return None
+    configs = [mnist_config("mlp3x512", n, 3, seed=s) for s in range(6)]
+    started = time.perf_counter()
+    train_batched(configs)
+    seconds = time.perf_counter() - started
+    widths = [784, 512, 512, 512, 10]
+    flops_per_sample = 6 * sum(a * b for a, b in zip(widths, widths[1:]))  # forward + backward
+    achieved = flops_per_sample * n * 3 * 6 / seconds
+    peak = {"H100": 67e12, "H200": 67e12, "A100": 19.5e12}  # fp32 (non-tensor-core) peaks
+    name = torch.cuda.get_device_name(0)
+    peak_flops = next((v for k, v in peak.items() if k in name), None)
+    return dict(device=name, samples_per_s=n * 3 * 6 / seconds,
+                mfu=None if peak_flops is None else achieved / peak_flops)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke test of the benchmark)")
+    parser.add_argument("--out", default=str(ROOT / "_build" / "bench.json"))
+    args = parser.parse_args()
+    n, epochs = (2000, 1) if args.quick else (10000, 2)
+    torch.set_num_threads(torch.get_num_threads())
+    results: dict = {"device": str(default_device()), "threads": torch.get_num_threads(), "n_train": n, "epochs": epochs}
+    raw_root = torchvision_mnist_folder()
+    try:
+        overhead = {}
+        for label, model, extra in (("mlp784-512x3", "mlp3x512", {}),
+                                    ("mlp10x512_mse_adam", "mlp10x512-firstbias", dict(loss="mse", optimizer="adam", lr=1e-3))):
+            config = mnist_config(model, n, epochs, **extra)
+            minimal_loop(config)  # warm-up (first-touch allocations, thread pools)
+            t_minimal = minimal_loop(config)
+            t_trainer = trainer_seconds(config)
+            t_loader = dataloader_loop(config, raw_root)
+            overhead[label] = dict(trainer_s=t_trainer, minimal_s=t_minimal, dataloader_s=t_loader,
+                                   trainer_vs_minimal_loop=t_minimal / t_trainer,
+                                   trainer_vs_dataloader_loop=t_loader / t_trainer)
+        results["overhead"] = overhead
+        results["trainer_vs_minimal_loop"] = min(v["trainer_vs_minimal_loop"] for v in overhead.values())
+        results["trainer_vs_dataloader_loop"] = min(v["trainer_vs_dataloader_loop"] for v in overhead.values())
+        masc = batched_vs_sequential("mlp-128-512-2048-2048", n // 2, 1)
+        deep = batched_vs_sequential("mlp10x512-firstbias", n // 2, epochs)
+        results["batched6"] = {"masc_mlp": masc, "mlp10x512": deep}
+        results["batched6_vs_sequential_masc_mlp"] = masc["ratio"]
+        results["batched6_vs_sequential_mlp10x512"] = deep["ratio"]
+        results["grid_runner_vs_sequential_masc_mlp"] = masc["grid_runner_ratio"]
+        results["grid_runner_vs_sequential_mlp10x512"] = deep["grid_runner_ratio"]
+        precision = bf16_vs_fp32(n, max(epochs, 3))
+        results["bf16"] = precision
+        results["bf16_vs_fp32_speed"] = precision["speed_ratio"]
+        results["bf16_vs_fp32_accuracy_delta"] = precision["accuracy_delta"]
+        results["gpu"] = gpu_utilization(n) or "no GPU on this machine"
+    finally:
+        shutil.rmtree(raw_root, ignore_errors=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    rows = [("lib trainer vs minimal loop (>= 0.9 wanted)", results["trainer_vs_minimal_loop"]),
+            ("lib trainer vs DataLoader loop (>= 2 wanted)", results["trainer_vs_dataloader_loop"]),
+            ("batched K=6 vs sequential, MASC MLP (2048-wide)", results["batched6_vs_sequential_masc_mlp"]),
+            ("  grid runner's choice for it vs sequential", results["grid_runner_vs_sequential_masc_mlp"]),
+            ("batched K=6 vs sequential, 10x512 MLP (>= 1.3 wanted)", results["batched6_vs_sequential_mlp10x512"]),
+            ("  grid runner's choice for it vs sequential", results["grid_runner_vs_sequential_mlp10x512"]),
+            ("bf16 vs fp32 speed", results["bf16_vs_fp32_speed"]),
+            ("bf16 - fp32 final test accuracy", results["bf16_vs_fp32_accuracy_delta"])]
+    print(f"\nBenchmarks on {results['device']} ({results['threads']} threads), {n} MNIST images, {epochs} epochs")
+    for label, value in rows:
+        print(f"  {label:<56} {value:8.3f}")
+    for label, v in results["overhead"].items():
+        print(f"  {label}: trainer {v['trainer_s']:.2f} s, minimal {v['minimal_s']:.2f} s, DataLoader {v['dataloader_s']:.2f} s")
+    print(f"  GPU: {results['gpu']}")
+    print(f"Written to {out}")
+
+
+if __name__ == "__main__":
+    main()
