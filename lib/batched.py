@@ -1,4 +1,4 @@
-"""Train K same-shaped MLPs in lockstep as one stacked model.
+"""Train K same-shaped networks in lockstep as one stacked model.
 
 Nearly every figure is a grid: one architecture at several corruption levels, noise types and
 seeds. Here the K networks of such a grid become one model whose layers are stacked weight
@@ -7,7 +7,9 @@ network keeps its own training labels and inputs, initialization (built exactly 
 :func:`lib.models.build_model` builds it from its seed), batch order (the same seeded
 permutation per epoch as :func:`lib.train.train`), learning rate, decay and optimizer state,
 so each result matches sequential training up to floating-point rounding, and lands in the run
-cache exactly as a sequential run would. A network that converges or diverges stops updating
+cache exactly as a sequential run would. Convolutional networks (without BatchNorm, whose
+running statistics cannot be stacked) are stacked with ``torch.func.stack_module_state`` and
+``torch.vmap``, which turns the K convolutions into one grouped convolution. A network that converges or diverges stops updating
 (its slice is masked out of the loss and the update) without disturbing the others.
 
 Only what can change a run's numbers must agree within a batch (:func:`batch_key`); the rest
@@ -19,6 +21,7 @@ stacked form is slower (:func:`prefers_batched`).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 
@@ -38,25 +41,40 @@ def batch_key(config: RunConfig) -> tuple:
     return tuple((k, v) for k, v in sorted(config.to_dict().items()) if k not in PER_MODEL_FIELDS)
 
 
-def mlp_widths(config: RunConfig, input_shape: tuple[int, ...], num_classes: int) -> list[int] | None:
-    """Hidden widths if ``config.model`` is an MLP (the architectures batching covers), else ``None``."""
+def architecture(config: RunConfig) -> tuple[str, list[int] | None]:
+    """``("mlp", widths)``, ``("conv", None)``, or ``("unbatchable", None)`` (BatchNorm, unknown models)."""
     try:
-        model = build_model(config.model, input_shape, num_classes, seed=0)
+        model = build_model(config.model, (3, 32, 32) if config.dataset.startswith("cifar") else (1, 28, 28),
+                            100 if config.dataset == "cifar100" else 10, seed=0)
     except ValueError:
-        return None
-    return model.widths if isinstance(model, MLP) else None
+        return "unbatchable", None
+    if isinstance(model, MLP):
+        return "mlp", model.widths
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return "unbatchable", None
+    return "conv", None
 
 
-def prefers_batched(widths: list[int] | None, device: torch.device) -> bool:
-    """Whether stacked training is faster than one-by-one for these widths on ``device``.
+def mlp_widths(config: RunConfig, input_shape: tuple[int, ...] = (1, 28, 28), num_classes: int = 10) -> list[int] | None:
+    """Hidden widths if ``config.model`` is an MLP, else ``None``."""
+    kind, widths = architecture(config)
+    return widths if kind == "mlp" else None
 
-    Measured on a 2-core CPU (``make bench``): 1.5x for 512-wide MLPs, 0.8x for the MASC MLP's
-    2048-wide layers, so on a CPU layers wider than 1024 train one by one. On a GPU, small
-    models leave it idle and stacking always pays.
+
+def prefers_batched(arch: tuple[str, list[int] | None] | list[int] | None, device: torch.device) -> bool:
+    """Whether stacked training is faster than one-by-one for this architecture on ``device``.
+
+    ``arch`` is :func:`architecture`'s answer (or an MLP's widths). Measured on a 2-core CPU
+    (``make bench``): 1.5x for 512-wide MLPs, 0.8x for the MASC MLP's 2048-wide layers, so on a
+    CPU MLP layers wider than 1024 train one by one, and so do convolutional networks (grouped
+    convolutions are no faster there). On a GPU small models leave it idle and stacking pays.
     """
-    if widths is None:
+    kind, widths = arch if isinstance(arch, tuple) else (("mlp", arch) if arch is not None else ("unbatchable", None))
+    if kind == "unbatchable":
         return False
-    return device.type == "cuda" or max(widths) <= 1024
+    if device.type == "cuda":
+        return True
+    return kind == "mlp" and max(widths) <= 1024
 
 
 class StackedMLP(nn.Module):
@@ -78,7 +96,8 @@ class StackedMLP(nn.Module):
             self.biases.append(nn.Parameter(bias.contiguous(), requires_grad=has_bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: ``[K, B, features]`` → logits ``[K, B, classes]``."""
+        """``x``: ``[K, B, ...]`` (flattened here) → logits ``[K, B, classes]``."""
+        x = x.flatten(2)
         last = len(self.names) - 1
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             x = torch.baddbmm(bias, x, weight) if self.has_bias[i] else torch.bmm(x, weight)
@@ -95,6 +114,38 @@ class StackedMLP(nn.Module):
                 layer.weight.data.copy_(self.weights[i][k].detach().T)
                 if self.has_bias[i]:
                     layer.bias.data.copy_(self.biases[i][k, 0].detach())
+            states.append({n: t.detach().cpu().clone() for n, t in model.state_dict().items()})
+        return states
+
+
+class VmappedModel(nn.Module):
+    """K copies of any network without BatchNorm: stacked parameters, applied with ``torch.vmap``."""
+
+    def __init__(self, models: list[nn.Module]):
+        super().__init__()
+        from torch.func import stack_module_state
+
+        self.k = len(models)
+        params, buffers = stack_module_state(models)
+        self.names = list(params)
+        self.stacked = nn.ParameterList([nn.Parameter(params[n].detach().clone()) for n in self.names])
+        self.buffers_ = buffers
+        self.base = [copy.deepcopy(models[0]).to("meta")]  # a list, so it is not registered as a submodule
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from torch.func import functional_call
+
+        def one(params: tuple, buffers: dict, xb: torch.Tensor) -> torch.Tensor:
+            return functional_call(self.base[0], (dict(zip(self.names, params)), buffers), (xb,))
+
+        return torch.vmap(one)(tuple(self.stacked), self.buffers_, x)
+
+    def unstack(self, models: list[nn.Module]) -> list[dict]:
+        states = []
+        for k, model in enumerate(models):
+            state = {n: p[k].detach().cpu().clone() for n, p in zip(self.names, self.stacked)}
+            state.update({n: b[k].detach().cpu().clone() for n, b in self.buffers_.items()})
+            model.load_state_dict(state)
             states.append({n: t.detach().cpu().clone() for n, t in model.state_dict().items()})
         return states
 
@@ -175,7 +226,7 @@ def _per_model_loss(logits: torch.Tensor, y: torch.Tensor, kind: str, num_classe
 
 
 def train_batched(configs: list[RunConfig], device: torch.device | None = None) -> list[TrainedRun]:
-    """Train ``configs`` (equal :func:`batch_key`, MLP models) together; one TrainedRun each, in order."""
+    """Train ``configs`` (equal :func:`batch_key`; no BatchNorm) together; one TrainedRun each, in order."""
     if len({batch_key(c) for c in configs}) != 1:
         raise ValueError("configs differ in fields that must be shared to train together: " + str(batch_key(configs[0])))
     device = device or default_device()
@@ -183,14 +234,14 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None) 
     data = [prepare_data(c) for c in configs]
     shape, num_classes = tuple(data[0].x_train.shape[1:]), data[0].num_classes
     models = [build_model(c.model, shape, num_classes, c.seed) for c in configs]
-    if not all(isinstance(m, MLP) for m in models):
-        raise ValueError(f"batched training covers MLPs; {base.model!r} is not one")
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in models[0].modules()):
+        raise ValueError(f"{base.model!r} has BatchNorm, whose running statistics cannot be stacked; train it alone")
     k = len(configs)
-    x_train = _stack([d.x_train.flatten(1) for d in data]).to(device)
+    x_train = _stack([d.x_train for d in data]).to(device)
     y_train = _stack([d.y_train for d in data]).to(device)
-    x_test = _stack([d.x_test.flatten(1) for d in data]).to(device)
+    x_test = _stack([d.x_test for d in data]).to(device)
     y_test = _stack([d.y_test for d in data]).to(device)
-    stacked = StackedMLP(models).to(device)
+    stacked = (StackedMLP(models) if all(isinstance(m, MLP) for m in models) else VmappedModel(models)).to(device)
     per_model = lambda name: torch.tensor([float(getattr(c, name)) for c in configs], device=device)
     lr0, decay = per_model("lr"), per_model("lr_decay")
     optimizer = StackedOptimizer(list(stacked.parameters()), base.optimizer, base.momentum, per_model("weight_decay"))

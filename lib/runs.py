@@ -117,7 +117,7 @@ def train_missing(configs: Sequence[RunConfig], device: torch.device | None = No
     model when that is faster on this device (:func:`lib.batched.prefers_batched`), up to
     ``max_batch`` at a time; the rest one by one. Each run is stored as soon as its batch finishes.
     """
-    from lib.batched import batch_key, mlp_widths, prefers_batched, train_batched
+    from lib.batched import architecture, batch_key, prefers_batched, train_batched
 
     device = device or default_device()
     batched = batching_enabled() if batched is None else batched
@@ -127,7 +127,7 @@ def train_missing(configs: Sequence[RunConfig], device: torch.device | None = No
         groups.setdefault(batch_key(config), []).append(config)
     bar = tqdm(total=len(missing), disable=not progress_enabled() or not missing, desc="runs")
     for group in groups.values():
-        stack = batched and len(group) > 1 and prefers_batched(mlp_widths(group[0], (1, 28, 28), 10), device)
+        stack = batched and len(group) > 1 and prefers_batched(architecture(group[0]), device)
         chunks = [group[i:i + max_batch] for i in range(0, len(group), max_batch)] if stack else [[c] for c in group]
         for chunk in chunks:
             if len(chunk) == 1:

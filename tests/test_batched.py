@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lib.runs as runs
-from lib.batched import batch_key, prefers_batched, train_batched
+from lib.batched import architecture, batch_key, prefers_batched, train_batched
 from lib.train import RunConfig, train
 
 BASE = RunConfig(dataset="mnist", n_train=384, n_test=256, preprocessing="scale", model="mlp3x96", lr=0.05,
@@ -75,6 +75,27 @@ def test_path_choice_per_architecture():
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert prefers_batched([512] * 3, cpu) and not prefers_batched([128, 512, 2048, 2048], cpu)
     assert prefers_batched([128, 512, 2048, 2048], gpu) and not prefers_batched(None, gpu)
+    assert architecture(vary(model="mlp10x512-firstbias")) == ("mlp", [512] * 10)
+    alexnet, inception = vary(model="alexnet", dataset="cifar10"), vary(model="inception", dataset="cifar10")
+    assert architecture(alexnet) == ("conv", None) and architecture(inception) == ("unbatchable", None)
+    assert prefers_batched(architecture(alexnet), gpu) and not prefers_batched(architecture(alexnet), cpu)
+    assert not prefers_batched(architecture(inception), gpu)
+
+
+def test_convolutional_networks_match_their_sequential_runs():
+    base = vary(dataset="cifar10", preprocessing="zhang", model="alexnet", n_train=128, n_test=64, max_epochs=1,
+                lr=0.01, batch_size=32)
+    configs = [RunConfig(**{**base.to_dict(), "seed": 0}), RunConfig(**{**base.to_dict(), "seed": 1, "corruption": 1.0})]
+    for batched, config in zip(train_batched(configs), configs):
+        sequential = train(config, progress=False)
+        assert (batched.history.train_loss - sequential.history.train_loss).abs().max() < 1e-4
+        for name, tensor in sequential.state_dict.items():
+            assert (batched.state_dict[name] - tensor).abs().max() < WEIGHT_TOL, name
+
+
+def test_batchnorm_networks_are_not_stacked():
+    with pytest.raises(ValueError, match="BatchNorm"):
+        train_batched([vary(dataset="cifar10", model="inception", n_train=8, n_test=8, max_epochs=1)] * 2)
 
 
 def test_run_grid_batches_what_pays_and_caches_each_run(isolated_cache, monkeypatch):
