@@ -9,7 +9,9 @@ the site draws its charts with no network.
 
 An executed chapter is reused when its source, its parameters file, the scale and the library
 source are unchanged (a stamp beside it records their hash); training runs are reused through
-the run cache regardless (:mod:`lib.runs`).
+the run cache regardless (:mod:`lib.runs`). Chapters save their paper-vs-ours claims
+(:mod:`lib.claims`) into the build folder; the intro and the scorecard, which summarize them,
+run last, every time, and the build writes ``scorecard.json`` beside the site.
 
 Command line: ``python -m lib.book [--scale cpu] [--build-dir _build]``.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -32,6 +35,7 @@ from lib.params import SCALES, params_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BOOK_FILES = ("_config.yml", "_toc.yml")
+SUMMARY_PAGES = ("intro", "scorecard")  # pages that summarize the other chapters' results
 
 
 def chapters(root: Path = REPO_ROOT) -> list[str]:
@@ -49,6 +53,12 @@ def chapters(root: Path = REPO_ROOT) -> list[str]:
         walk(part.get("chapters", []))
     walk(toc.get("chapters", []))
     return [Path(n).name for n in names]
+
+
+def is_notebook(chapter: str) -> bool:
+    """Whether ``book/<chapter>.md`` is a notebook (a jupytext header naming a kernel) or a plain page."""
+    front_matter = (REPO_ROOT / "book" / f"{chapter}.md").read_text().split("\n---", 1)[0]
+    return "kernelspec:" in front_matter
 
 
 def _library_hash() -> str:
@@ -75,6 +85,10 @@ def execute_chapter(chapter: str, scale: str, output: Path, overrides: dict | No
     import papermill
 
     overrides = overrides or {}
+    if not is_notebook(chapter):  # a plain page: nothing to execute
+        output.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / "book" / f"{chapter}.md", output.with_suffix(".md"))
+        return 0.0
     stamp_file = output.with_suffix(".stamp")
     stamp = _stamp(chapter, scale, overrides)
     if reuse and output.is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
@@ -144,14 +158,21 @@ def build(scale: str = "cpu", build_dir: Path | str = REPO_ROOT / "_build", reus
         raise ValueError(f"unknown scale {scale!r}; choose one of {SCALES}")
     build_dir = Path(build_dir).resolve()
     site = stage(build_dir)
+    os.environ["LIB_CLAIMS_DIR"] = str(build_dir / "claims")  # chapters' kernels save their claims here
     timings = {}
-    for chapter in chapters():
-        if only and chapter not in only:
+    # Summary pages read what the chapters found, so they run last and every time.
+    order = [c for c in chapters() if c not in SUMMARY_PAGES] + [c for c in chapters() if c in SUMMARY_PAGES]
+    for chapter in order:
+        if only and chapter not in only and chapter not in SUMMARY_PAGES:
             continue
-        seconds = execute_chapter(chapter, scale, site / "book" / f"{chapter}.ipynb", reuse=reuse)
+        seconds = execute_chapter(chapter, scale, site / "book" / f"{chapter}.ipynb",
+                                  reuse=reuse and chapter not in SUMMARY_PAGES)
         timings[chapter] = seconds
         log(f"  {chapter}: {'reused' if seconds == 0 else f'executed in {seconds:.0f} s'}")
     (build_dir / "timings.json").write_text(json.dumps({"scale": scale, "seconds": timings}, indent=1))
+    from lib.claims import write_scorecard
+
+    write_scorecard(build_dir / "scorecard.json", scale)
     started = time.perf_counter()
     result = subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(site), "--path-output", str(build_dir),
                              "--keep-going"], capture_output=True, text=True)

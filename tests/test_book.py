@@ -38,7 +38,9 @@ def outputs_of(notebook: Path) -> list[dict]:
 
 def test_chapters_execute_without_errors(built):
     build_dir, _ = built
-    for chapter in book.chapters():
+    notebooks = [c for c in book.chapters() if book.is_notebook(c)]
+    assert {"intro", "zhang-randomization", "scorecard"} <= set(notebooks)
+    for chapter in notebooks:
         outputs = outputs_of(build_dir / "site" / "book" / f"{chapter}.ipynb")
         assert not [o for o in outputs if o.output_type == "error"], chapter
     zhang = outputs_of(build_dir / "site" / "book" / "zhang-randomization.ipynb")
@@ -46,6 +48,18 @@ def test_chapters_execute_without_errors(built):
     assert len(charts) == 3  # Figure 1a, 1b, 1c
     timings = json.loads((build_dir / "timings.json").read_text())
     assert timings["scale"] == "smoke" and set(timings["seconds"]) == set(book.chapters())
+
+
+def test_scorecard_is_written_from_the_chapters_claims(built):
+    build_dir, html = built
+    rows = json.loads((build_dir / "scorecard.json").read_text())
+    assert rows and {"chapter", "claim", "paper_value", "our_value", "scale", "verdict"} <= set(rows[0])
+    assert {r["scale"] for r in rows} == {"smoke"} and "zhang-randomization" in {r["chapter"] for r in rows}
+    assert {r["verdict"] for r in rows} <= {"reproduced", "same trend", "differs"}
+    page = (html / "book" / "scorecard.html").read_text()
+    assert page.count("zhang-randomization.html#") >= len([r for r in rows if r["chapter"] == "zhang-randomization"])
+    intro = (html / "book" / "intro.html").read_text()
+    assert f"Claims checked in this build: {len(rows)}" in intro and "scorecard.html" in intro
 
 
 def test_site_has_every_page_and_the_vendored_vega(built):
