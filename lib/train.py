@@ -32,8 +32,11 @@ from torch import nn
 from tqdm import tqdm
 
 from lib.corrupt import randomize
-from lib.data import load_dataset, preprocess, subset
+from lib.data import load_dataset, preprocess, resplit, subset
 from lib.models import build_model
+
+
+SPLITS = ("standard", "theunissen")
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,10 @@ class RunConfig:
     Data: ``dataset``, fixed random subsets ``n_train`` / ``n_test`` (``None`` = all),
     ``randomization`` (a key of :data:`lib.corrupt.RANDOMIZATIONS`) with probability
     ``corruption``, ``corrupt_test``, ``preprocessing`` (see :func:`lib.data.preprocess`),
-    ``data_seed``.
+    ``data_seed``, ``split`` (``standard``: the data set's own train/test split; ``theunissen``:
+    all images pooled and split at random into 55,000 train / 5,000 validation / 10,000
+    evaluation by :func:`lib.data.resplit` with ``data_seed``, Theunissen et al. Appendix A,
+    before ``n_train`` / ``n_test`` subsets; the evaluation part is the test set).
     Model: ``model`` (see :func:`lib.models.build_model`), initialization and batch-order ``seed``.
     Optimization: ``optimizer`` (``sgd`` or ``adam``), ``lr``, ``momentum``, ``lr_decay`` per
     epoch, ``weight_decay``, ``batch_size``, ``loss`` (``cross_entropy`` or ``mse`` on one-hot
@@ -61,6 +67,7 @@ class RunConfig:
     corrupt_test: bool = False
     preprocessing: str = "zhang"
     data_seed: int = 0
+    split: str = "standard"
     model: str = "mlp1x512"
     seed: int = 0
     optimizer: str = "sgd"
@@ -80,6 +87,8 @@ class RunConfig:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if self.loss not in ("cross_entropy", "mse"):
             raise ValueError(f"loss must be 'cross_entropy' or 'mse', got {self.loss!r}")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
 
@@ -128,7 +137,10 @@ class PreparedData:
 
 def prepare_data(config: RunConfig) -> PreparedData:
     """Load, subset, randomize and preprocess the data of ``config`` (deterministic in ``data_seed``)."""
-    data = subset(load_dataset(config.dataset), config.n_train, config.n_test, seed=config.data_seed)
+    data = load_dataset(config.dataset)
+    if config.split == "theunissen":
+        data = resplit(data, 55_000, 5_000, 10_000, seed=config.data_seed)[0]
+    data = subset(data, config.n_train, config.n_test, seed=config.data_seed)
     original = data.y_train
     data, corrupted = randomize(data, config.randomization, config.corruption, seed=config.data_seed,
                                 corrupt_test=config.corrupt_test)
