@@ -444,3 +444,26 @@ def layer_projections(model: torch.nn.Module, x: ArrayLike, labels: ArrayLike, n
                                    class_separation=between_class_variance_share(features, y)))
     columns = ["layer", "position", "sample", "label"] + [f"pc{k + 1}" for k in range(n_components)]
     return pd.concat(frames, ignore_index=True)[columns + ["explained", "class_separation"]]
+
+
+def probe_run(config) -> tuple[torch.nn.Module, "object"]:
+    """The trained network of a cached (or newly trained) run and the exact tensors it was trained on.
+
+    Returns ``(model, data)``: ``model`` in eval mode on the CPU, ``data`` the run's
+    :class:`lib.train.PreparedData` (``x_train``, ``y_train_original`` = true labels, ``corrupted``).
+    """
+    from lib.models import build_model
+    from lib.runs import run
+    from lib.train import prepare_data
+
+    trained = run(config)
+    data = prepare_data(config)
+    model = build_model(config.model, tuple(data.x_train.shape[1:]), data.num_classes, config.seed)
+    model.load_state_dict(trained.state_dict)
+    return model.eval(), data
+
+
+def run_layer_metrics(config, chunk_size: int = DEFAULT_CHUNK_SIZE) -> pd.DataFrame:
+    """:func:`layer_metrics` of the trained run of ``config`` over its training set (true labels)."""
+    model, data = probe_run(config)
+    return layer_metrics(model, data.x_train, data.y_train_original, data.corrupted, data.num_classes, chunk_size)

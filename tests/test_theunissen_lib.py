@@ -152,3 +152,18 @@ def test_run_best_of_keeps_the_best_fit_of_each_setting(monkeypatch):
     best = frame[frame.best]
     assert list(zip(best.corruption, best.seed)) == [(0.0, 0), (0.5, 1)]  # a tie goes to the first seed
     assert all(isinstance(c, RunConfig) for c in frame.config) and list(frame.setting) == [0, 0, 1, 1]
+
+
+def test_run_best_of_can_stop_at_the_first_fitted_seed(monkeypatch):
+    seen = []
+
+    def fake_grid(configs, device=None):
+        configs = list(configs)
+        seen.extend(configs)
+        return pd.DataFrame([{**c.to_dict(), "final_train_acc": 0.98 if c.corruption and c.seed == 0 else 1.0}
+                             for c in configs])
+
+    monkeypatch.setattr(runs, "run_grid", fake_grid)
+    frame = runs.run_best_of([RunConfig(), RunConfig(corruption=0.5)], seeds=[0, 1, 2], enough=0.999)
+    assert [(c.corruption, c.seed) for c in seen] == [(0.0, 0), (0.5, 0), (0.5, 1)]
+    assert list(zip(frame[frame.best].corruption, frame[frame.best].seed)) == [(0.0, 0), (0.5, 1)]
