@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from lib.models import MLP, build_model
+from lib.models import MLP, build_model, initialize
 from lib.train import RunConfig, TrainedRun, _reached, default_device, prepare_data, summarize
 
 PER_MODEL_FIELDS = ("randomization", "corruption", "data_seed", "seed", "lr", "lr_decay", "weight_decay",
@@ -233,7 +233,7 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None) 
     base = configs[0]
     data = [prepare_data(c) for c in configs]
     shape, num_classes = tuple(data[0].x_train.shape[1:]), data[0].num_classes
-    models = [build_model(c.model, shape, num_classes, c.seed) for c in configs]
+    models = [initialize(build_model(c.model, shape, num_classes, c.seed), c.init, c.seed) for c in configs]
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in models[0].modules()):
         raise ValueError(f"{base.model!r} has BatchNorm, whose running statistics cannot be stacked; train it alone")
     k = len(configs)

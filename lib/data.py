@@ -42,6 +42,7 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100")
+SYNTHETIC = ("random-vectors",)  # generated in memory, never looked for on disk
 
 
 @dataclass(frozen=True)
@@ -273,9 +274,27 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
     ``download=True`` lets torchvision fetch the data into :func:`torchvision_root` when no
     root holds it; without a network this fails and :class:`DatasetNotFound` says what was tried.
     """
+    if name == "random-vectors":
+        return random_vectors()
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
+        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS + SYNTHETIC}")
     return _load_cached(name, None if root is None else str(root), download, os.environ.get(ENV_DATA_DIR))
+
+
+@functools.lru_cache(maxsize=4)
+def random_vectors(n: int = 100, dim: int = 50, num_classes: int = 5, n_test: int = 100, seed: int = 0) -> Dataset:
+    """Theunissen et al.'s Figure 1 task: ``n`` random ``dim``-dimensional vectors in ``num_classes`` classes.
+
+    Vectors are i.i.d. standard normal (float32, shape ``[n, dim]``); labels are balanced
+    (``n / num_classes`` per class) and assigned at random, so there is nothing to generalize:
+    the test set is a fresh draw of the same kind. Deterministic in ``seed``.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n + n_test, dim, generator=generator)
+    y_train = (torch.arange(n) % num_classes)[torch.randperm(n, generator=generator)]
+    y_test = (torch.arange(n_test) % num_classes)[torch.randperm(n_test, generator=generator)]
+    return Dataset("random-vectors", x[:n], y_train, x[n:], y_test, num_classes,
+                   tuple(str(c) for c in range(num_classes)), source=f"generated (seed {seed})")
 
 
 def subset(data: Dataset, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> Dataset:

@@ -186,6 +186,32 @@ def small_inception(in_channels: int = 3, num_classes: int = 10, batchnorm: bool
     return ProbedSequential(blocks)
 
 
+# --- initialization -------------------------------------------------------------------------------
+
+INITIALIZATIONS = ("default", "glorot_uniform")
+
+
+def initialize(model: nn.Module, scheme: str, seed: int) -> nn.Module:
+    """Re-initialize every ``nn.Linear`` of ``model`` in place (seeded, no global RNG) and return it.
+
+    ``default`` leaves PyTorch's initialization; ``glorot_uniform`` draws weights from
+    U(±√(6 / (fan_in + fan_out))) and sets biases to zero, Keras's default for dense layers
+    (Theunissen et al. use a "random uniform" initialization). Other layers are left alone.
+    """
+    if scheme not in INITIALIZATIONS:
+        raise ValueError(f"unknown initialization {scheme!r}; choose one of {INITIALIZATIONS}")
+    if scheme == "default":
+        return model
+    generator = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight, generator=generator)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+    return model
+
+
 # --- by name --------------------------------------------------------------------------------------
 
 _MLP_DEPTH = re.compile(r"^mlp(\d+)x(\d+)(-firstbias|-nobias)?$")

@@ -54,3 +54,70 @@ def comparison_table(rows: list[dict]) -> pd.DataFrame:
     """A paper-vs-ours table: rows of ``claim``, ``paper``, ``ours`` (and optional ``note``)."""
     frame = pd.DataFrame(rows)
     return frame.set_index(frame.columns[0])
+
+
+def heatmap(frame: pd.DataFrame, x: str, y: str, value: str, title: str, x_title: str, y_title: str,
+            value_title: str, facet: str | None = None, domain: tuple[float, float] | None = None,
+            y_sort: list | None = None, scheme: str = "viridis", tooltip: list[str] | None = None,
+            width: int = 160, height: int = 200) -> alt.Chart:
+    """A grid of coloured cells (``x`` ordinal × ``y`` ordinal, colour ``value``), optionally one panel per ``facet``.
+
+    ``domain`` fixes the colour scale (e.g. ``(0, 1)``) so panels and figures compare; ``y_sort``
+    orders the rows (e.g. layers from first to last).
+    """
+    check_rows(frame, title)
+    scale = alt.Scale(scheme=scheme, domain=list(domain)) if domain else alt.Scale(scheme=scheme)
+    chart = alt.Chart(frame).mark_rect().encode(
+        x=alt.X(f"{x}:O", title=x_title),
+        y=alt.Y(f"{y}:O", title=y_title, sort=y_sort),
+        color=alt.Color(f"{value}:Q", title=value_title, scale=scale),
+        tooltip=tooltip or [c for c in (facet, x, y, value) if c],
+    ).properties(width=width, height=height)
+    if facet:
+        return chart.facet(column=alt.Column(f"{facet}:N", title=None)).properties(title=title)
+    return chart.properties(title=title)
+
+
+def faceted_lines(frame: pd.DataFrame, x: str, y: str, color: str, facet: str, title: str, x_title: str,
+                  y_title: str, y_scale: alt.Scale | None = None, tooltip: list[str] | None = None,
+                  width: int = 200, height: int = 180) -> alt.FacetChart:
+    """:func:`line_chart` as small multiples, one panel per value of ``facet`` sharing the y axis."""
+    check_rows(frame, title)
+    chart = alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X(f"{x}:Q", title=x_title),
+        y=alt.Y(f"{y}:Q", title=y_title, scale=y_scale or alt.Scale(zero=False)),
+        color=alt.Color(f"{color}:N", title=color.replace("_", " ")),
+        tooltip=tooltip or [facet, color, x, y],
+    ).properties(width=width, height=height)
+    return chart.facet(column=alt.Column(f"{facet}:N", title=None)).properties(title=title)
+
+
+def scatter_small_multiples(frame: pd.DataFrame, x: str, y: str, color: str, facet: str, title: str,
+                            facet_sort: list | None = None, columns: int = 6, size: int = 140) -> alt.FacetChart:
+    """Scatter plots of ``y`` against ``x`` coloured by ``color`` (nominal), one panel per ``facet``,
+    each panel with its own axes (e.g. PCA projections of different layers)."""
+    check_rows(frame, title)
+    chart = alt.Chart(frame).mark_circle(size=30, opacity=0.8).encode(
+        x=alt.X(f"{x}:Q", title=x, axis=alt.Axis(labels=False, ticks=False)),
+        y=alt.Y(f"{y}:Q", title=y, axis=alt.Axis(labels=False, ticks=False)),
+        color=alt.Color(f"{color}:N", title=color),
+        tooltip=[facet, color, x, y],
+    ).properties(width=size, height=size)
+    return (chart.facet(facet=alt.Facet(f"{facet}:N", title=None, sort=facet_sort), columns=columns)
+            .resolve_scale(x="independent", y="independent").properties(title=title))
+
+
+def stacked_bars(frame: pd.DataFrame, x: str, y: str, stack: str, facet: str, title: str, x_title: str,
+                 y_title: str, colors: dict[str, str], columns: int = 5, width: int = 170,
+                 height: int = 110) -> alt.FacetChart:
+    """Bars of ``y`` at each ``x`` stacked by ``stack`` (colours given per value), one panel per ``facet``."""
+    check_rows(frame, title)
+    chart = alt.Chart(frame).mark_bar().encode(
+        x=alt.X(f"{x}:O", title=x_title, axis=alt.Axis(labels=False, ticks=False)),
+        y=alt.Y(f"{y}:Q", title=y_title, stack="zero"),
+        color=alt.Color(f"{stack}:N", title=None,
+                        scale=alt.Scale(domain=list(colors), range=list(colors.values()))),
+        order=alt.Order(f"{stack}:N", sort="descending"),
+        tooltip=[facet, x, stack, y],
+    ).properties(width=width, height=height)
+    return chart.facet(facet=alt.Facet(f"{facet}:N", title=None), columns=columns).properties(title=title)

@@ -92,16 +92,27 @@ def node_cosine_similarity(
     ratio_sum = torch.zeros(n_nodes, dtype=torch.float64)
     count = torch.zeros(n_nodes, dtype=torch.int64)
     for start in range(0, act.shape[0], chunk_size):
-        a = act[start : start + chunk_size].to(torch.float64)
-        prev_norm = torch.linalg.vector_norm(prev[start : start + chunk_size].to(torch.float64), dim=1)
-        valid = (a > 0) & (prev_norm > 0).unsqueeze(1)
-        ratio = torch.where(valid, a / prev_norm.clamp_min(1e-300).unsqueeze(1), 0.0)
-        ratio_sum += ratio.sum(dim=0)
-        count += valid.sum(dim=0)
+        r, c = _cosine_sums(prev[start : start + chunk_size], act[start : start + chunk_size])
+        ratio_sum += r
+        count += c
+    return _cosine_from_sums(w, ratio_sum, count)
 
-    w_norm = torch.linalg.vector_norm(w, dim=1)
+
+def _cosine_sums(previous_activations: torch.Tensor, activations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Additive parts of Eq. (4) over some samples: per node, the sum of ``a_il / ||a_{l-1}||`` over
+    its active samples (with ``||a_{l-1}|| > 0``) and their count."""
+    a = activations.to(torch.float64)
+    prev_norm = torch.linalg.vector_norm(previous_activations.to(torch.float64), dim=1)
+    valid = (a > 0) & (prev_norm > 0).unsqueeze(1)
+    ratio = torch.where(valid, a / prev_norm.clamp_min(1e-300).unsqueeze(1), 0.0)
+    return ratio.sum(dim=0), valid.sum(dim=0)
+
+
+def _cosine_from_sums(weight: torch.Tensor, ratio_sum: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """Per-node Eq. (4) from the sums of :func:`_cosine_sums`; NaN for dead nodes and zero weight vectors."""
+    w_norm = torch.linalg.vector_norm(weight.to(torch.float64), dim=1)
     defined = (count > 0) & (w_norm > 0)
-    out = torch.full((n_nodes,), math.nan, dtype=torch.float64)
+    out = torch.full((len(w_norm),), math.nan, dtype=torch.float64)
     out[defined] = ratio_sum[defined] / (count[defined] * w_norm[defined])
     return out
 
@@ -144,12 +155,23 @@ def _class_node_counts(
     n_active = torch.zeros(num_classes, act.shape[1], dtype=torch.int64)
     n_corrupted = torch.zeros_like(n_active)
     for start in range(0, act.shape[0], chunk_size):
-        on = (act[start : start + chunk_size] > 0).to(torch.int64)
-        yc = y[start : start + chunk_size]
-        cc = corr[start : start + chunk_size].unsqueeze(1)
-        n_active.index_add_(0, yc, on)
-        n_corrupted.index_add_(0, yc, on * cc)
+        _add_class_counts(n_active, n_corrupted, act[start : start + chunk_size], y[start : start + chunk_size],
+                          corr[start : start + chunk_size])
     return n_active, n_corrupted
+
+
+def _add_class_counts(n_active: torch.Tensor, n_corrupted: torch.Tensor, activations: torch.Tensor,
+                      labels: torch.Tensor, corrupted: torch.Tensor) -> None:
+    """Add some samples' ``|A_i^c|`` and ``|Ã_i^c|`` to the ``[num_classes, n_nodes]`` counters in place."""
+    on = (activations > 0).to(torch.int64)
+    n_active.index_add_(0, labels, on)
+    n_corrupted.index_add_(0, labels, on * corrupted.unsqueeze(1))
+
+
+def _polarization_from_counts(n_active: torch.Tensor, n_corrupted: torch.Tensor) -> torch.Tensor:
+    """Eq. (5) from class/node counts; NaN where ``|A_i^c| = 0``."""
+    frac = n_corrupted.to(torch.float64) / n_active.to(torch.float64)  # 0/0 -> NaN
+    return 2.0 * (0.5 - frac).abs()
 
 
 def node_polarization(
@@ -191,8 +213,7 @@ def node_polarization(
         float64 tensor ``[num_classes, n_nodes]``; NaN where ``|A_i^c| = 0``.
     """
     n_active, n_corrupted = _class_node_counts(activations, labels, corrupted, num_classes, chunk_size)
-    frac = n_corrupted.to(torch.float64) / n_active.to(torch.float64)  # 0/0 -> NaN
-    return 2.0 * (0.5 - frac).abs()
+    return _polarization_from_counts(n_active, n_corrupted)
 
 
 def mean_polarization(
@@ -260,3 +281,189 @@ def sample_set_composition(
         }
     ).astype("int64")
     return df.sort_values(["rank", "class"], ignore_index=True)
+
+
+# ---------------------------------------------------------------- a trained MLP, layer by layer
+
+
+def _nanmean(values: torch.Tensor) -> float:
+    return float(values.nanmean()) if not values.isnan().all() else math.nan
+
+
+def shuffle_within_class(corrupted: ArrayLike, labels: ArrayLike, seed: int = 0) -> torch.Tensor:
+    """The ``corrupted`` mask permuted at random among the samples of each class (seeded).
+
+    Each class keeps its number of corrupted samples, but which samples they are no longer has
+    anything to do with the network: polarization computed with this mask is the *chance level*
+    of Eq. (5) for the same sample-set sizes (small sample sets are polarized by chance alone).
+    """
+    corr = _as_tensor(corrupted, "corrupted", 1).to(torch.bool)
+    y = _as_tensor(labels, "labels", 1).to(torch.int64)
+    generator = torch.Generator().manual_seed(int(seed))
+    out = corr.clone()
+    for c in torch.unique(y):
+        index = torch.nonzero(y == c).flatten()
+        out[index] = corr[index[torch.randperm(len(index), generator=generator)]]
+    return out
+
+
+def hidden_layers(model: torch.nn.Module) -> list[str]:
+    """Names of the hidden blocks of a :class:`lib.models.MLP` (``fc1`` … ``fcN``), in order."""
+    return [name for name in model.layer_names if name.startswith("fc")]
+
+
+@torch.no_grad()
+def layer_metrics(
+    model: torch.nn.Module,
+    x: ArrayLike,
+    labels: ArrayLike,
+    corrupted: ArrayLike,
+    num_classes: int,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    shuffle_seed: int = 0,
+) -> pd.DataFrame:
+    """Theunissen et al.'s per-layer metrics of a trained MLP over its training set (Figs. 3, 5-7).
+
+    ``model`` is a :class:`lib.models.MLP` (``model.layer_outputs`` gives every block's output,
+    ``model.hidden_linear(name).weight`` its weights); ``x`` are the training inputs the model was
+    trained on (after corruption and preprocessing), ``labels`` the **true** labels and
+    ``corrupted`` the mask of corrupted samples (``lib.train.prepare_data(config)`` gives
+    ``x_train``, ``y_train_original`` and ``corrupted``). Samples go through the network in chunks
+    of ``chunk_size``; only per-node sums are kept, so memory does not grow with the data.
+
+    Returns one row per hidden layer with columns ``layer`` (``fc1`` …), ``depth`` (1 …),
+    ``mean_cosine`` (Eq. 4; for ``fc1`` the previous layer is the flattened input and the
+    first-layer bias is included in the activations, as Eq. 4 reads them), ``mean_polarization``
+    (Eq. 6, classes by true label), ``chance_polarization`` (Eq. 6 with the corrupted mask shuffled
+    within each class, see :func:`shuffle_within_class`) and ``dead_nodes`` (active for no sample).
+    """
+    model = model.eval()
+    x = torch.as_tensor(x).detach().cpu().float()
+    y = _as_tensor(labels, "labels", 1).to(torch.int64)
+    corr = _as_tensor(corrupted, "corrupted", 1).to(torch.bool)
+    if not len(x) == len(y) == len(corr):
+        raise ValueError(f"x, labels and corrupted disagree on n_samples: {len(x)}, {len(y)}, {len(corr)}")
+    if y.numel() and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes})")
+    chance = shuffle_within_class(corr, y, shuffle_seed)
+    names = model.layer_names
+    hidden = hidden_layers(model)
+    previous = {name: names[names.index(name) - 1] for name in hidden}
+    sums: dict[str, dict[str, torch.Tensor]] = {}
+    for start in range(0, len(y), chunk_size):
+        outputs = model.layer_outputs(x[start : start + chunk_size])
+        yc, cc, sc = y[start : start + chunk_size], corr[start : start + chunk_size], chance[start : start + chunk_size]
+        for name in hidden:
+            act, prev = outputs[name], outputs[previous[name]].flatten(1)
+            if name not in sums:
+                zeros = torch.zeros(num_classes, act.shape[1], dtype=torch.int64)
+                sums[name] = dict(ratio=torch.zeros(act.shape[1], dtype=torch.float64),
+                                  count=torch.zeros(act.shape[1], dtype=torch.int64),
+                                  active=zeros.clone(), corrupted=zeros.clone(),
+                                  chance_active=zeros.clone(), chance_corrupted=zeros.clone())
+            s = sums[name]
+            ratio, count = _cosine_sums(prev, act)
+            s["ratio"] += ratio
+            s["count"] += count
+            _add_class_counts(s["active"], s["corrupted"], act, yc, cc)
+            _add_class_counts(s["chance_active"], s["chance_corrupted"], act, yc, sc)
+    rows = []
+    for depth, name in enumerate(hidden, start=1):
+        s = sums[name]
+        rows.append(dict(
+            layer=name, depth=depth,
+            mean_cosine=_nanmean(_cosine_from_sums(model.hidden_linear(name).weight.detach().cpu(), s["ratio"], s["count"])),
+            mean_polarization=_nanmean(_polarization_from_counts(s["active"], s["corrupted"])),
+            chance_polarization=_nanmean(_polarization_from_counts(s["chance_active"], s["chance_corrupted"])),
+            dead_nodes=int((s["active"].sum(dim=0) == 0).sum()),
+        ))
+    return pd.DataFrame(rows)
+
+
+def between_class_variance_share(features: ArrayLike, labels: ArrayLike) -> float:
+    """Share of the total variance of ``features`` ``[n, d]`` that lies between class means (η² in [0, 1]).
+
+    ``trace(S_between) / trace(S_total)``: 1 when every class collapses onto its mean, near 0
+    when class means coincide. NaN when the features have no variance at all.
+    """
+    f = _as_tensor(features, "features", 2).to(torch.float64)
+    y = _as_tensor(labels, "labels", 1).to(torch.int64)
+    centred = f - f.mean(dim=0)
+    total = float((centred**2).sum())
+    if total == 0:
+        return math.nan
+    between = 0.0
+    for c in torch.unique(y):
+        members = centred[y == c]
+        between += len(members) * float((members.mean(dim=0) ** 2).sum())
+    return between / total
+
+
+def pca(features: ArrayLike, n_components: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Principal-component scores ``[n, n_components]`` and explained-variance ratios of ``features``.
+
+    Signs are fixed so that each component's largest-magnitude loading is positive (the same
+    input always gives the same picture). Components beyond the rank are zero.
+    """
+    f = _as_tensor(features, "features", 2).to(torch.float64)
+    centred = f - f.mean(dim=0)
+    _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
+    k = min(n_components, vh.shape[0])
+    loadings = vh[:k]
+    signs = torch.sign(loadings.gather(1, loadings.abs().argmax(dim=1, keepdim=True))).flatten()
+    loadings = loadings * torch.where(signs == 0, 1.0, signs).unsqueeze(1)
+    scores = torch.zeros(len(f), n_components, dtype=torch.float64)
+    scores[:, :k] = centred @ loadings.T
+    variance = singular**2
+    ratios = torch.zeros(n_components, dtype=torch.float64)
+    if variance.sum() > 0:
+        ratios[:k] = variance[:k] / variance.sum()
+    return scores, ratios
+
+
+@torch.no_grad()
+def layer_projections(model: torch.nn.Module, x: ArrayLike, labels: ArrayLike, n_components: int = 2) -> pd.DataFrame:
+    """Every feature space of an MLP (input, each hidden layer, output) projected by PCA (Fig. 1).
+
+    Long table, one row per (layer, sample): ``layer``, ``position`` (0 for the input),
+    ``sample``, ``label``, ``pc1`` … ``pc{n_components}``, ``explained`` (variance share of the
+    shown components) and ``class_separation`` (:func:`between_class_variance_share` of the
+    layer's full feature space, not only the projection).
+    """
+    model = model.eval()
+    y = _as_tensor(labels, "labels", 1).to(torch.int64)
+    outputs = model.layer_outputs(torch.as_tensor(x).detach().cpu().float())
+    names = ["input"] + hidden_layers(model) + ["output"]
+    frames = []
+    for position, name in enumerate(names):
+        features = outputs[name].flatten(1)
+        scores, ratios = pca(features, n_components)
+        frame = pd.DataFrame(scores.numpy(), columns=[f"pc{k + 1}" for k in range(n_components)])
+        frames.append(frame.assign(layer=name, position=position, sample=np.arange(len(y)), label=y.numpy(),
+                                   explained=float(ratios.sum()),
+                                   class_separation=between_class_variance_share(features, y)))
+    columns = ["layer", "position", "sample", "label"] + [f"pc{k + 1}" for k in range(n_components)]
+    return pd.concat(frames, ignore_index=True)[columns + ["explained", "class_separation"]]
+
+
+def probe_run(config) -> tuple[torch.nn.Module, "object"]:
+    """The trained network of a cached (or newly trained) run and the exact tensors it was trained on.
+
+    Returns ``(model, data)``: ``model`` in eval mode on the CPU, ``data`` the run's
+    :class:`lib.train.PreparedData` (``x_train``, ``y_train_original`` = true labels, ``corrupted``).
+    """
+    from lib.models import build_model
+    from lib.runs import run
+    from lib.train import prepare_data
+
+    trained = run(config)
+    data = prepare_data(config)
+    model = build_model(config.model, tuple(data.x_train.shape[1:]), data.num_classes, config.seed)
+    model.load_state_dict(trained.state_dict)
+    return model.eval(), data
+
+
+def run_layer_metrics(config, chunk_size: int = DEFAULT_CHUNK_SIZE) -> pd.DataFrame:
+    """:func:`layer_metrics` of the trained run of ``config`` over its training set (true labels)."""
+    model, data = probe_run(config)
+    return layer_metrics(model, data.x_train, data.y_train_original, data.corrupted, data.num_classes, chunk_size)

@@ -177,3 +177,33 @@ def cached_runs() -> pd.DataFrame:
         config = json.loads((path.parent / "config.json").read_text())
         rows.append({"key": path.parent.name, **config, **json.loads(path.read_text())})
     return pd.DataFrame(rows)
+
+
+def run_best_of(configs: Iterable[RunConfig], seeds: Sequence[int], score: str = "final_train_acc",
+                enough: float | None = None, device: torch.device | None = None) -> pd.DataFrame:
+    """Train every configuration from each initialization ``seed`` and mark the best fit of each.
+
+    Theunissen et al. (Appendix A) train at least two random initializations per setting and
+    analyse "the model that best fits the training data". Seeds are tried in order; with
+    ``enough`` set, a setting stops at the first seed whose ``score`` reaches it (a budget option:
+    a later seed could only tie). Returns :func:`run_grid`'s frame, one row per run, plus
+    ``setting`` (the index of the configuration), ``config`` (the :class:`~lib.train.RunConfig`
+    of the row) and ``best`` (True for the row with the highest ``score`` of its setting; ties go
+    to the earlier seed).
+    """
+    if not seeds:
+        raise ValueError("run_best_of needs at least one seed")
+    frames = []
+    for setting, config in enumerate(configs):
+        for seed in seeds:
+            seeded = replace(config, seed=seed)
+            frame = run_grid([seeded], device=device)
+            frame["setting"] = setting
+            frame["config"] = [seeded]
+            frames.append(frame)
+            if enough is not None and frame[score].iloc[0] >= enough:
+                break
+    frame = pd.concat(frames, ignore_index=True)
+    best = frame.groupby("setting")[score].idxmax()
+    frame["best"] = frame.index.isin(best.values)
+    return frame

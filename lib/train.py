@@ -18,6 +18,7 @@ stopped instead of starting over.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -32,8 +33,11 @@ from torch import nn
 from tqdm import tqdm
 
 from lib.corrupt import randomize
-from lib.data import load_dataset, preprocess, subset
-from lib.models import build_model
+from lib.data import load_dataset, preprocess, resplit, subset
+from lib.models import INITIALIZATIONS, build_model, initialize
+
+
+SPLITS = ("standard", "theunissen")
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,12 @@ class RunConfig:
     Data: ``dataset``, fixed random subsets ``n_train`` / ``n_test`` (``None`` = all),
     ``randomization`` (a key of :data:`lib.corrupt.RANDOMIZATIONS`) with probability
     ``corruption``, ``corrupt_test``, ``preprocessing`` (see :func:`lib.data.preprocess`),
-    ``data_seed``.
-    Model: ``model`` (see :func:`lib.models.build_model`), initialization and batch-order ``seed``.
+    ``data_seed``, ``split`` (``standard``: the data set's own train/test split; ``theunissen``:
+    all images pooled and split at random into 55,000 train / 5,000 validation / 10,000
+    evaluation by :func:`lib.data.resplit` with ``data_seed``, Theunissen et al. Appendix A,
+    before ``n_train`` / ``n_test`` subsets; the evaluation part is the test set).
+    Model: ``model`` (see :func:`lib.models.build_model`), initialization and batch-order ``seed``,
+    ``init`` (``default``: PyTorch's; or a scheme of :func:`lib.models.initialize`).
     Optimization: ``optimizer`` (``sgd`` or ``adam``), ``lr``, ``momentum``, ``lr_decay`` per
     epoch, ``weight_decay``, ``batch_size``, ``loss`` (``cross_entropy`` or ``mse`` on one-hot
     targets), ``max_epochs``, ``stop_train_acc`` (stop at the first epoch whose training
@@ -62,8 +70,10 @@ class RunConfig:
     corrupt_test: bool = False
     preprocessing: str = "zhang"
     data_seed: int = 0
+    split: str = "standard"
     model: str = "mlp1x512"
     seed: int = 0
+    init: str = "default"
     optimizer: str = "sgd"
     lr: float = 0.01
     momentum: float = 0.9
@@ -81,6 +91,10 @@ class RunConfig:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if self.loss not in ("cross_entropy", "mse"):
             raise ValueError(f"loss must be 'cross_entropy' or 'mse', got {self.loss!r}")
+        if self.init not in INITIALIZATIONS:
+            raise ValueError(f"init must be one of {INITIALIZATIONS}, got {self.init!r}")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
 
@@ -127,9 +141,20 @@ class PreparedData:
     num_classes: int
 
 
+@functools.lru_cache(maxsize=4)
+def _split(dataset: str, split: str, data_seed: int, data_dir: str | None):
+    """The data set with the train/test split of ``split`` (cached, by every input including
+    ``$LIB_DATA_DIR``, because the Theunissen resplit copies 70,000 images)."""
+    data = load_dataset(dataset)
+    if split == "theunissen":
+        data = resplit(data, 55_000, 5_000, 10_000, seed=data_seed)[0]
+    return data
+
+
 def prepare_data(config: RunConfig) -> PreparedData:
     """Load, subset, randomize and preprocess the data of ``config`` (deterministic in ``data_seed``)."""
-    data = subset(load_dataset(config.dataset), config.n_train, config.n_test, seed=config.data_seed)
+    data = _split(config.dataset, config.split, config.data_seed, os.environ.get("LIB_DATA_DIR"))
+    data = subset(data, config.n_train, config.n_test, seed=config.data_seed)
     original = data.y_train
     data, corrupted = randomize(data, config.randomization, config.corruption, seed=config.data_seed,
                                 corrupt_test=config.corrupt_test)
@@ -195,7 +220,8 @@ def train(config: RunConfig, device: torch.device | None = None, checkpoint: Pat
     data = prepare_data(config)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
-    model = build_model(config.model, tuple(x_train.shape[1:]), data.num_classes, config.seed).to(device)
+    model = build_model(config.model, tuple(x_train.shape[1:]), data.num_classes, config.seed)
+    model = initialize(model, config.init, config.seed).to(device)
     if any(isinstance(m, nn.Conv2d) for m in model.modules()):
         # channels-last layout: the same arithmetic, faster convolutions on CPUs and tensor cores
         model = model.to(memory_format=torch.channels_last)
