@@ -54,3 +54,36 @@ def comparison_table(rows: list[dict]) -> pd.DataFrame:
     """A paper-vs-ours table: rows of ``claim``, ``paper``, ``ours`` (and optional ``note``)."""
     frame = pd.DataFrame(rows)
     return frame.set_index(frame.columns[0])
+
+
+def faceted_layers(lines: pd.DataFrame, references: pd.DataFrame | None, x: str, y: str, color: str,
+                   row: str, column: str, title: str, y_title: str, x_order: list[str] | None = None,
+                   y_scale: alt.Scale | None = None, width: int = 200, height: int = 130) -> alt.FacetChart:
+    """Lines of ``y`` over the (nominal, ordered) ``x`` per ``color``, faceted into ``row`` x ``column``,
+    with dashed horizontal reference lines (e.g. a model's own accuracies) in each panel.
+
+    ``references`` has the ``row`` and ``column`` columns, ``reference`` (its legend label) and
+    ``value``. The x axis of each column is independent, so each model keeps its own layer names.
+    """
+    check_rows(lines, title)
+    lines = lines.assign(_kind="line")
+    frames = [lines]
+    if references is not None and len(references):
+        frames.append(references.assign(_kind="reference").rename(columns={"value": y}))
+    data = pd.concat(frames, ignore_index=True)
+    check_rows(data, title)
+    sort = x_order if x_order is not None else "ascending"
+    line = (alt.Chart().transform_filter(alt.datum._kind == "line").mark_line(point=True).encode(
+        x=alt.X(f"{x}:N", title=None, sort=sort, axis=alt.Axis(labelAngle=-45)),
+        y=alt.Y(f"{y}:Q", title=y_title, scale=y_scale or alt.Scale(domain=[0, 1])),
+        color=alt.Color(f"{color}:N", title=color.replace("_", " ")),
+        tooltip=[row, column, x, color, alt.Tooltip(f"{y}:Q", format=".3f")]))
+    layers = [line]
+    if references is not None and len(references):
+        layers.append(alt.Chart().transform_filter(alt.datum._kind == "reference").mark_rule(strokeDash=[5, 3]).encode(
+            y=f"{y}:Q", strokeDash=alt.StrokeDash("reference:N", title="model (reference)"),
+            color=alt.value("black"), size=alt.value(1),
+            tooltip=[row, column, "reference", alt.Tooltip(f"{y}:Q", format=".3f")]))
+    return (alt.layer(*layers, data=data).properties(width=width, height=height)
+            .facet(row=alt.Row(f"{row}:O", title=row.replace("_", " ")), column=alt.Column(f"{column}:N", title=None))
+            .resolve_scale(x="independent").properties(title=title))
