@@ -43,7 +43,7 @@ from torch import nn
 from lib.masc import MASC
 from lib.models import build_model
 from lib.runs import cache_dir, code_version, run, run_key
-from lib.train import RunConfig, prepare_data
+from lib.train import RunConfig, default_device, prepare_data
 
 SETS = ("corrupted train", "original train", "test")
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -79,12 +79,15 @@ def display_names(model: nn.Module, input_shape: Sequence[int], layers: Sequence
 
 
 @torch.no_grad()
-def layer_features(model: nn.Module, x: torch.Tensor, layers: Sequence[str], batch_size: int = 1000) -> dict[str, np.ndarray]:
-    """Outputs of ``layers`` for ``x``, flattened to ``(n, features)`` float32 arrays (eval mode, in chunks)."""
-    model.eval()
+def layer_features(model: nn.Module, x: torch.Tensor, layers: Sequence[str], batch_size: int = 1000,
+                   device: torch.device | None = None) -> dict[str, np.ndarray]:
+    """Outputs of ``layers`` for ``x``, flattened to ``(n, features)`` float32 arrays (eval mode, in chunks,
+    on ``device``: the GPU when there is one)."""
+    device = device or default_device()
+    model.eval().to(device)
     parts: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     for start in range(0, len(x), batch_size):
-        outputs = model.layer_outputs(x[start:start + batch_size])
+        outputs = model.layer_outputs(x[start:start + batch_size].to(device))
         for layer in layers:
             parts[layer].append(outputs[layer].flatten(1).float().cpu().numpy())
     return {layer: np.concatenate(chunks) for layer, chunks in parts.items()}
@@ -102,7 +105,7 @@ def decode_features(train: dict[str, np.ndarray], test: dict[str, np.ndarray], f
     names = names or {layer: layer for layer in train}
     accuracy, components = [], []
     for index, layer in enumerate(train):
-        masc = MASC(explained_variance=explained_variance).fit(train[layer], fit_labels)
+        masc = MASC(explained_variance=explained_variance, device=default_device()).fit(train[layer], fit_labels)
         predicted = {"train": masc.predict(train[layer]), "test": masc.predict(test[layer])}
         for name, (split, labels) in targets.items():
             accuracy.append(dict(layer=layer, layer_name=names[layer], layer_index=index, set=name,
