@@ -43,7 +43,7 @@ def test_chapter_runs_every_section(executed):
         assert section in headings, section
     text = _texts(nb)
     assert text.count("vega-embed") >= 8  # Figures 1, 2, 3, 5/6, 9/10, 16-18, 19 (A.10), 37-38 (A.12)
-    assert "MASC beats the model's test accuracy in at least one layer" in text
+    assert "MASC beats the model's test accuracy in at least one of the network's layers" in text
     assert "MLP-MNIST, p = 0.8: best MASC layer" in text and "CNN-Fashion-MNIST, p = 0.8: best MASC layer" in text
     assert any(p.name == "components.csv" for p in (root / "runs" / "decode").rglob("*"))  # decodings were cached
 
