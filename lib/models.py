@@ -19,6 +19,10 @@ MLPs of any shape: ``mlp{depth}x{width}`` (e.g. ``mlp10x512``, Theunissen et al.
 ``-firstbias`` (a bias node at the first hidden layer only, Theunissen et al. Appendix A) or
 ``-nobias``.
 
+The MASC paper's models: ``mlp-128-512-2048-2048`` (5,433,994 parameters on MNIST, as its
+Table 1), ``masc-cnn`` (its CNN; see :func:`masc_cnn` for the layer arithmetic behind
+"Flat (576)") and ``masc-alexnet`` (its CIFAR-100 AlexNet; see :func:`masc_alexnet`).
+
 Weights use PyTorch's default initialization (the papers' TensorFlow code used truncated
 normals; the chapters say so where it matters).
 """
@@ -211,6 +215,72 @@ def initialize(model: nn.Module, scheme: str, seed: int) -> nn.Module:
                     nn.init.zeros_(module.bias)
     return model
 
+# --- the MASC paper's CNN and AlexNet ("Decoding generalization from memorization", appendix A.2) ---
+
+
+def _conv_relu(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2), nn.ReLU())
+
+
+def masc_cnn(input_shape: tuple[int, ...], num_classes: int = 10) -> ProbedSequential:
+    """The MASC paper's CNN: three blocks of two 3x3 convolutions (16, 32, 64 filters) and a 2x2
+    max pool, then three fully connected ReLU layers of 250 units and a linear output.
+
+    The paper's text says the pool has "stride 1", but its layer name "Flat (576)" = 64·3·3 on
+    28x28 inputs needs the spatial size to shrink 28 → 14 → 7 → 3: 'same'-padded convolutions
+    (stride 1, padding 1) and 2x2 max pools of stride 2 (floor) give exactly that (32x32 CIFAR
+    inputs: 32 → 16 → 8 → 4, a 1,024-wide flatten). A stride-1 pool would give 64·22·22 with
+    padding or 64·13·13 without, neither 576. Parameters: 344,052 on MNIST (paper: 344,042) and
+    456,340 on CIFAR-10 (paper: 456,330); the constant 10 is the output layer's bias, which the
+    paper's count seems to leave out.
+    Blocks: ``block1``-``block3`` (convs + pool), ``flatten``, ``fc1``-``fc3``, ``output``.
+    """
+    channels, height, width = input_shape
+    blocks: OrderedDict[str, nn.Module] = OrderedDict()
+    for i, filters in enumerate((16, 32, 64)):
+        blocks[f"block{i + 1}"] = nn.Sequential(_conv_relu(channels, filters, 3), _conv_relu(filters, filters, 3),
+                                                nn.MaxPool2d(2, stride=2))
+        channels, height, width = filters, height // 2, width // 2
+    blocks["flatten"] = nn.Flatten()
+    previous = channels * height * width
+    for i in range(3):
+        blocks[f"fc{i + 1}"] = nn.Sequential(nn.Linear(previous, 250), nn.ReLU())
+        previous = 250
+    blocks["output"] = nn.Linear(previous, num_classes)
+    return ProbedSequential(blocks)
+
+
+def masc_alexnet(input_shape: tuple[int, ...], num_classes: int = 100) -> ProbedSequential:
+    """An AlexNet for 32x32 CIFAR-100 images consistent with the MASC paper's layer names and size.
+
+    The paper says only that AlexNet "was slightly modified" per dataset; its figures probe
+    "Flat (256)" and "FC (4096)" layers and Table 1 gives 38,738,952 parameters on CIFAR-100. This
+    is the original AlexNet's five convolutions (96, 256, 384, 384, 256 filters; 3x3, 5x5, then
+    3x3 kernels, 'same' padding, the first with stride 2) with its three overlapping 3x3/2 max
+    pools, which bring 32x32 down to 1x1 (32 → 16 → 7 → 3 → 1) and so a 256-wide flatten,
+    followed by three fully connected ReLU layers of 4,096 and a linear output: 38,739,940
+    parameters on CIFAR-100, 988 (0.003%) more than the paper's count.
+    Blocks: ``conv1``-``conv5`` (``conv1``, ``conv2``, ``conv5`` include their pools),
+    ``flatten``, ``fc1``-``fc3``, ``output``.
+    """
+    channels = input_shape[0]
+    pool = lambda: nn.MaxPool2d(3, stride=2)  # noqa: E731
+    blocks: OrderedDict[str, nn.Module] = OrderedDict(
+        conv1=nn.Sequential(_conv_relu(channels, 96, 3, stride=2), pool()),
+        conv2=nn.Sequential(_conv_relu(96, 256, 5), pool()),
+        conv3=_conv_relu(256, 384, 3),
+        conv4=_conv_relu(384, 384, 3),
+        conv5=nn.Sequential(_conv_relu(384, 256, 3), pool()),
+        flatten=nn.Flatten(),
+    )
+    with torch.no_grad():
+        previous = int(nn.Sequential(*blocks.values())(torch.zeros(1, *input_shape)).shape[1])
+    for i in range(3):
+        blocks[f"fc{i + 1}"] = nn.Sequential(nn.Linear(previous, 4096), nn.ReLU())
+        previous = 4096
+    blocks["output"] = nn.Linear(previous, num_classes)
+    return ProbedSequential(blocks)
+
 
 # --- by name --------------------------------------------------------------------------------------
 
@@ -222,6 +292,8 @@ NAMED_MODELS: dict[str, Callable[[tuple[int, ...], int], nn.Module]] = {
     "alexnet": lambda shape, k: small_alexnet(shape[0], k),
     "inception": lambda shape, k: small_inception(shape[0], k, batchnorm=True),
     "inception_nobn": lambda shape, k: small_inception(shape[0], k, batchnorm=False),
+    "masc-cnn": lambda shape, k: masc_cnn(shape, k),
+    "masc-alexnet": lambda shape, k: masc_alexnet(shape, k),
 }
 
 

@@ -121,3 +121,40 @@ def stacked_bars(frame: pd.DataFrame, x: str, y: str, stack: str, facet: str, ti
         tooltip=[facet, x, stack, y],
     ).properties(width=width, height=height)
     return chart.facet(facet=alt.Facet(f"{facet}:N", title=None), columns=columns).properties(title=title)
+
+def faceted_layers(lines: pd.DataFrame, references: pd.DataFrame | None, x: str, y: str, color: str,
+                   row: str, column: str, title: str, y_title: str, x_order: list[str] | None = None,
+                   y_scale: alt.Scale | None = None, width: int = 200, height: int = 130,
+                   band: tuple[str, str] | None = None) -> alt.FacetChart:
+    """Lines of ``y`` over the (nominal, ordered) ``x`` per ``color``, faceted into ``row`` x ``column``,
+    with dashed horizontal reference lines (e.g. a model's own accuracies) in each panel.
+
+    ``references`` has the ``row`` and ``column`` columns, ``reference`` (its legend label) and
+    ``value``. ``band=(low, high)`` shades the range between two columns of ``lines`` (e.g. the
+    minimum and maximum over seeds). The x axis of each column is independent, so each model keeps its own layer names.
+    """
+    check_rows(lines, title)
+    lines = lines.assign(_kind="line")
+    frames = [lines]
+    if references is not None and len(references):
+        frames.append(references.assign(_kind="reference").rename(columns={"value": y}))
+    data = pd.concat(frames, ignore_index=True)
+    check_rows(data, title)
+    sort = x_order if x_order is not None else "ascending"
+    line = (alt.Chart().transform_filter(alt.datum._kind == "line").mark_line(point=True).encode(
+        x=alt.X(f"{x}:N", title=None, sort=sort, axis=alt.Axis(labelAngle=-45)),
+        y=alt.Y(f"{y}:Q", title=y_title, scale=y_scale or alt.Scale(domain=[0, 1])),
+        color=alt.Color(f"{color}:N", title=color.replace("_", " ")),
+        tooltip=[row, column, x, color, alt.Tooltip(f"{y}:Q", format=".3f")]))
+    layers = [line]
+    if band is not None:
+        layers.insert(0, alt.Chart().transform_filter(alt.datum._kind == "line").mark_area(opacity=0.2).encode(
+            x=alt.X(f"{x}:N", sort=sort), y=f"{band[0]}:Q", y2=f"{band[1]}:Q", color=f"{color}:N"))
+    if references is not None and len(references):
+        layers.append(alt.Chart().transform_filter(alt.datum._kind == "reference").mark_rule(strokeDash=[5, 3]).encode(
+            y=f"{y}:Q", strokeDash=alt.StrokeDash("reference:N", title="model (reference)"),
+            color=alt.value("black"), size=alt.value(1),
+            tooltip=[row, column, "reference", alt.Tooltip(f"{y}:Q", format=".3f")]))
+    return (alt.layer(*layers, data=data).properties(width=width, height=height)
+            .facet(row=alt.Row(f"{row}:O", title=row.replace("_", " ")), column=alt.Column(f"{column}:N", title=None))
+            .resolve_scale(x="independent").properties(title=title))

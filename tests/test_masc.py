@@ -208,3 +208,26 @@ def test_large_2048_dim_fit() -> None:
     assert list(m.n_components_) == [r, r]
     assert m.components_[0].shape == (d, r)
     assert m.score(X[:5000], y[:5000]) == 1.0
+
+
+def test_gram_path_matches_covariance_path() -> None:
+    """Classes with fewer samples than features go through the Gram matrix; same subspaces, same angles."""
+    from lib.masc import _gram_eigh
+
+    rng = np.random.default_rng(3)
+    basis = rng.normal(size=(6, 40))
+    xk = rng.normal(size=(25, 6)) @ basis + 0.01 * rng.normal(size=(25, 40))  # n_k = 25 < d = 40
+    vals_g, vecs_g = _gram_eigh(torch.from_numpy(xk))
+    cov = xk.T @ xk / len(xk)
+    vals_c, vecs_c = np.linalg.eigh(cov)
+    vals_c, vecs_c = vals_c[::-1], vecs_c[:, ::-1]
+    np.testing.assert_allclose(vals_g.numpy(), vals_c[:25], rtol=1e-8, atol=1e-10)
+    for j in range(6):  # leading eigenvectors agree up to sign
+        assert abs(abs(float(vecs_g[:, j].numpy() @ vecs_c[:, j])) - 1) < 1e-8
+    # whole classifier: a fit where every class is small equals a fit on the same data made "tall"
+    X = np.vstack([xk, -xk + 0.5 * rng.normal(size=xk.shape)])
+    y = np.repeat([0, 1], 25)
+    small = MASC().fit(X, y)
+    tall = MASC().fit(np.vstack([X, X]), np.concatenate([y, y]))  # 50 per class >= 40 features: covariance path
+    np.testing.assert_array_equal(small.n_components_, tall.n_components_)
+    np.testing.assert_allclose(small.angles(X), tall.angles(X), atol=1e-7)
