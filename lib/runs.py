@@ -193,17 +193,20 @@ def run_best_of(configs: Iterable[RunConfig], seeds: Sequence[int], score: str =
     """
     if not seeds:
         raise ValueError("run_best_of needs at least one seed")
+    configs = list(configs)
+    pending = list(range(len(configs)))
     frames = []
-    for setting, config in enumerate(configs):
-        for seed in seeds:
-            seeded = replace(config, seed=seed)
-            frame = run_grid([seeded], device=device)
-            frame["setting"] = setting
-            frame["config"] = [seeded]
-            frames.append(frame)
-            if enough is not None and frame[score].iloc[0] >= enough:
-                break
-    frame = pd.concat(frames, ignore_index=True)
+    for seed in seeds:  # one grid per seed, so that the settings train together where batching pays
+        if not pending:
+            break
+        seeded = [replace(configs[setting], seed=seed) for setting in pending]
+        frame = run_grid(seeded, device=device)
+        frame["setting"] = pending
+        frame["config"] = seeded
+        frames.append(frame)
+        if enough is not None:
+            pending = [setting for setting, value in zip(pending, frame[score]) if value < enough]
+    frame = pd.concat(frames, ignore_index=True).sort_values(["setting", "seed"], kind="stable").reset_index(drop=True)
     best = frame.groupby("setting")[score].idxmax()
     frame["best"] = frame.index.isin(best.values)
     return frame

@@ -148,7 +148,8 @@ def test_run_best_of_keeps_the_best_fit_of_each_setting(monkeypatch):
     monkeypatch.setattr(runs, "run_grid", fake_grid)
     base = RunConfig(dataset="mnist")
     frame = runs.run_best_of([base, RunConfig(dataset="mnist", corruption=0.5)], seeds=[0, 1])
-    assert [(c.corruption, c.seed) for c in seen] == [(0.0, 0), (0.0, 1), (0.5, 0), (0.5, 1)]
+    # one grid per seed (so the settings of a seed can train together, batched)
+    assert [(c.corruption, c.seed) for c in seen] == [(0.0, 0), (0.5, 0), (0.0, 1), (0.5, 1)]
     best = frame[frame.best]
     assert list(zip(best.corruption, best.seed)) == [(0.0, 0), (0.5, 1)]  # a tie goes to the first seed
     assert all(isinstance(c, RunConfig) for c in frame.config) and list(frame.setting) == [0, 0, 1, 1]
