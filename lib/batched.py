@@ -105,17 +105,21 @@ class StackedMLP(nn.Module):
                 x = torch.relu(x)
         return x
 
-    def unstack(self, models: list[MLP]) -> list[dict]:
-        """The state dicts of the K trained networks, in the layout of the sequential models."""
-        states = []
-        for k, model in enumerate(models):
-            for i, name in enumerate(self.names):
-                layer = model.hidden_linear(name) if name != "output" else model.blocks.output
-                layer.weight.data.copy_(self.weights[i][k].detach().T)
-                if self.has_bias[i]:
-                    layer.bias.data.copy_(self.biases[i][k, 0].detach())
-            states.append({n: t.detach().cpu().clone() for n, t in model.state_dict().items()})
-        return states
+    def state_of(self, k: int, model: MLP) -> dict:
+        """The state dict of stacked network ``k``, in the layout of the sequential ``model``."""
+        for i, name in enumerate(self.names):
+            layer = model.hidden_linear(name) if name != "output" else model.blocks.output
+            layer.weight.data.copy_(self.weights[i][k].detach().T)
+            if self.has_bias[i]:
+                layer.bias.data.copy_(self.biases[i][k, 0].detach())
+        return {n: t.detach().cpu().clone() for n, t in model.state_dict().items()}
+
+    def keep(self, positions: list[int]) -> None:
+        """Drop every stacked network but those at ``positions``."""
+        for plist in (self.weights, self.biases):
+            for i, p in enumerate(plist):
+                plist[i] = nn.Parameter(p.detach()[positions].clone(), requires_grad=p.requires_grad)
+        self.k = len(positions)
 
 
 class VmappedModel(nn.Module):
@@ -140,14 +144,19 @@ class VmappedModel(nn.Module):
 
         return torch.vmap(one)(tuple(self.stacked), self.buffers_, x)
 
-    def unstack(self, models: list[nn.Module]) -> list[dict]:
-        states = []
-        for k, model in enumerate(models):
-            state = {n: p[k].detach().cpu().clone() for n, p in zip(self.names, self.stacked)}
-            state.update({n: b[k].detach().cpu().clone() for n, b in self.buffers_.items()})
-            model.load_state_dict(state)
-            states.append({n: t.detach().cpu().clone() for n, t in model.state_dict().items()})
-        return states
+    def state_of(self, k: int, model: nn.Module) -> dict:
+        """The state dict of stacked network ``k``, in the layout of the sequential ``model``."""
+        state = {n: p[k].detach().cpu().clone() for n, p in zip(self.names, self.stacked)}
+        state.update({n: b[k].detach().cpu().clone() for n, b in self.buffers_.items()})
+        model.load_state_dict(state)
+        return {n: t.detach().cpu().clone() for n, t in model.state_dict().items()}
+
+    def keep(self, positions: list[int]) -> None:
+        """Drop every stacked network but those at ``positions``."""
+        for i, p in enumerate(self.stacked):
+            self.stacked[i] = nn.Parameter(p.detach()[positions].clone())
+        self.buffers_ = {n: b[positions] for n, b in self.buffers_.items()}
+        self.k = len(positions)
 
 
 class StackedOptimizer:
@@ -163,6 +172,12 @@ class StackedOptimizer:
         self.kind, self.momentum, self.weight_decay, self.betas, self.eps = kind, momentum, weight_decay, betas, eps
         self.state = [dict() for _ in self.params]
         self.steps = torch.zeros(len(weight_decay))
+
+    def keep(self, positions: list[int], params: list[nn.Parameter]) -> None:
+        """Follow :meth:`StackedMLP.keep`: the new parameter tensors and the matching optimizer state."""
+        self.params = [p for p in params if p.requires_grad]
+        self.state = [{name: t[positions] for name, t in state.items()} for state in self.state]
+        self.steps, self.weight_decay = self.steps[positions], self.weight_decay[positions]
 
     @torch.no_grad()
     def step(self, lr: torch.Tensor, active: torch.Tensor) -> None:
@@ -225,8 +240,19 @@ def _per_model_loss(logits: torch.Tensor, y: torch.Tensor, kind: str, num_classe
     return ((logits - target) ** 2).mean(dim=(1, 2))
 
 
+def _select(t: torch.Tensor, keep: list[int]) -> torch.Tensor:
+    """Rows ``keep`` of a stacked tensor; a shared (expanded) one stays shared."""
+    if t.dim() > 0 and t.stride(0) == 0:
+        return t[:1].expand(len(keep), *t.shape[1:])
+    return t[keep]
+
+
 def train_batched(configs: list[RunConfig], device: torch.device | None = None) -> list[TrainedRun]:
-    """Train ``configs`` (equal :func:`batch_key`; no BatchNorm) together; one TrainedRun each, in order."""
+    """Train ``configs`` (equal :func:`batch_key`; no BatchNorm) together; one TrainedRun each, in order.
+
+    A network that converges or diverges is taken out of the stack at the end of that epoch (its
+    weights saved), so the others train on without computing for it.
+    """
     if len({batch_key(c) for c in configs}) != 1:
         raise ValueError("configs differ in fields that must be shared to train together: " + str(batch_key(configs[0])))
     device = device or default_device()
@@ -246,60 +272,67 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None) 
     lr0, decay = per_model("lr"), per_model("lr_decay")
     optimizer = StackedOptimizer(list(stacked.parameters()), base.optimizer, base.momentum, per_model("weight_decay"))
     optimizer.steps = optimizer.steps.to(device)
-    thresholds = [c.stop_train_acc for c in configs]
-    active = torch.ones(k, dtype=torch.bool, device=device)
+    alive = list(range(k))  # stack position -> index into configs
     rows: list[list[dict]] = [[] for _ in configs]
     converged: list[int | None] = [None] * k
+    states: list[dict | None] = [None] * k
     n, step, elapsed = x_train.shape[1], 0, 0.0
     nan = float("nan")
     for epoch in range(1, base.max_epochs + 1):
-        if not active.any():
+        if not alive:
             break
         started = time.perf_counter()
+        live = [configs[c] for c in alive]
+        active = torch.ones(len(alive), dtype=torch.bool, device=device)
         order = torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(c.seed * 100_003 + epoch - 1))
-                             for c in configs]).to(device)
+                             for c in live]).to(device)
         lr = lr0 * decay ** (epoch - 1)
-        loss_sum = torch.zeros(k, device=device)
-        correct_sum = torch.zeros(k, device=device)
+        loss_sum = torch.zeros(len(alive), device=device)
+        correct_sum = torch.zeros(len(alive), device=device)
         for i in range(0, n, base.batch_size):
             index = order[:, i:i + base.batch_size]
             targets = _gather(y_train.unsqueeze(-1), index).squeeze(-1)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=base.precision == "bf16"):
                 logits = stacked(_gather(x_train, index)).float()
             losses = _per_model_loss(logits, targets, base.loss, num_classes)
-            torch.where(active, losses, torch.zeros_like(losses)).sum().backward()
+            losses.sum().backward()
             optimizer.step(lr, active)
             loss_sum += losses.detach() * index.shape[1]
             correct_sum += (logits.detach().argmax(-1) == targets).sum(1)
             step += 1
         online = (correct_sum / n).tolist()
         last = epoch == base.max_epochs
-        check = [bool(active[j]) and (last or (thresholds[j] is not None and online[j] >= thresholds[j] - 0.1))
-                 for j in range(k)]
+        thresholds = [c.stop_train_acc for c in live]
+        check = [last or (t is not None and online[j] >= t - 0.1) for j, t in enumerate(thresholds)]
         train_eval = _evaluate(stacked, x_train, y_train, base.loss, num_classes, base.precision) if any(check) else None
-        done = [check[j] and _reached(float(train_eval[1][j]), thresholds[j]) for j in range(k)]
-        test_due = [bool(active[j]) and (done[j] or last or epoch % base.test_every == 0) for j in range(k)]
+        done = [check[j] and _reached(float(train_eval[1][j]), thresholds[j]) for j in range(len(alive))]
+        train_loss = (loss_sum / n).tolist()
+        diverged = [not math.isfinite(v) for v in train_loss]
+        test_due = [done[j] or diverged[j] or last or epoch % base.test_every == 0 for j in range(len(alive))]
         test_eval = _evaluate(stacked, x_test, y_test, base.loss, num_classes, base.precision) if any(test_due) else None
         elapsed += time.perf_counter() - started
-        train_loss = (loss_sum / n).tolist()
-        for j in range(k):
-            if not active[j]:
-                continue
-            diverged = not math.isfinite(train_loss[j])
-            tested = test_due[j] or diverged
-            if diverged and test_eval is None:
-                test_eval = _evaluate(stacked, x_test, y_test, base.loss, num_classes, base.precision)
-            rows[j].append(dict(
+        finished = []
+        for j, c in enumerate(alive):
+            rows[c].append(dict(
                 epoch=epoch, step=step, lr=float(lr[j]), train_loss=train_loss[j], train_acc_online=online[j],
                 train_loss_eval=float(train_eval[0][j]) if check[j] else nan,
                 train_acc=float(train_eval[1][j]) if check[j] else nan,
-                test_loss=float(test_eval[0][j]) if tested else nan, test_acc=float(test_eval[1][j]) if tested else nan,
-                seconds=elapsed))
+                test_loss=float(test_eval[0][j]) if test_due[j] else nan,
+                test_acc=float(test_eval[1][j]) if test_due[j] else nan, seconds=elapsed))
             if done[j]:
-                converged[j] = epoch
-            if done[j] or diverged:
-                active[j] = False
-    states = stacked.unstack(models)
+                converged[c] = epoch
+            if done[j] or diverged[j] or last:
+                finished.append(j)
+        if finished:
+            for j in finished:
+                states[alive[j]] = stacked.state_of(j, models[alive[j]])
+            keep = [j for j in range(len(alive)) if j not in finished]
+            alive = [alive[j] for j in keep]
+            if alive:
+                stacked.keep(keep)
+                optimizer.keep(keep, list(stacked.parameters()))
+                lr0, decay = lr0[keep], decay[keep]
+                x_train, y_train, x_test, y_test = (_select(t, keep) for t in (x_train, y_train, x_test, y_test))
     results = []
     for j, config in enumerate(configs):
         history = pd.DataFrame(rows[j])
