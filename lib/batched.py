@@ -162,8 +162,8 @@ class VmappedModel(nn.Module):
 class StackedOptimizer:
     """SGD with momentum or Adam, as PyTorch defines them, with a learning rate per stacked model.
 
-    ``lr`` is a ``[K]`` tensor; models with ``lr = 0`` (finished ones) are frozen: their
-    parameters, momentum and Adam moments do not change.
+    ``lr`` is a ``[K]`` tensor. Every stacked network steps (finished ones leave the stack, see
+    :meth:`keep`), so the updates are plain in-place tensor operations.
     """
 
     def __init__(self, params: list[nn.Parameter], kind: str, momentum: float, weight_decay: torch.Tensor,
@@ -180,28 +180,29 @@ class StackedOptimizer:
         self.steps, self.weight_decay = self.steps[positions], self.weight_decay[positions]
 
     @torch.no_grad()
-    def step(self, lr: torch.Tensor, active: torch.Tensor) -> None:
-        self.steps += active.float()
+    def step(self, lr: torch.Tensor) -> None:
+        """One update of every stacked network, each with its own learning rate (in place, like PyTorch's)."""
+        self.steps += 1
+        decay = bool((self.weight_decay != 0).any())
         for p, state in zip(self.params, self.state):
             shape = (-1,) + (1,) * (p.dim() - 1)
-            grad = p.grad + self.weight_decay.view(shape) * p
-            keep = active.view(shape)
-            step_lr = (lr * active).view(shape)
+            grad = p.grad.addcmul(self.weight_decay.view(shape), p) if decay else p.grad
             if self.kind == "sgd":
                 if "buf" not in state:
                     state["buf"] = grad.clone()
                 else:
-                    state["buf"] = torch.where(keep, self.momentum * state["buf"] + grad, state["buf"])
-                p -= step_lr * state["buf"]
+                    state["buf"].mul_(self.momentum).add_(grad)
+                p.addcmul_(lr.view(shape), state["buf"], value=-1.0)
             else:
                 b1, b2 = self.betas
                 m = state.setdefault("m", torch.zeros_like(p))
                 v = state.setdefault("v", torch.zeros_like(p))
-                m.copy_(torch.where(keep, b1 * m + (1 - b1) * grad, m))
-                v.copy_(torch.where(keep, b2 * v + (1 - b2) * grad * grad, v))
-                t = self.steps.clamp_min(1).view(shape)
-                denom = (v / (1 - b2 ** t)).sqrt() + self.eps
-                p -= step_lr / (1 - b1 ** t) * m / denom
+                m.mul_(b1).add_(grad, alpha=1 - b1)
+                v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+                correction1 = (1 - b1 ** self.steps).view(shape)
+                correction2 = (1 - b2 ** self.steps).sqrt().view(shape)
+                denom = (v.sqrt() / correction2).add_(self.eps)
+                p.sub_((lr.view(shape) / correction1) * m / denom)
             p.grad = None
 
 
@@ -283,7 +284,6 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None) 
             break
         started = time.perf_counter()
         live = [configs[c] for c in alive]
-        active = torch.ones(len(alive), dtype=torch.bool, device=device)
         order = torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(c.seed * 100_003 + epoch - 1))
                              for c in live]).to(device)
         lr = lr0 * decay ** (epoch - 1)
@@ -296,7 +296,7 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None) 
                 logits = stacked(_gather(x_train, index)).float()
             losses = _per_model_loss(logits, targets, base.loss, num_classes)
             losses.sum().backward()
-            optimizer.step(lr, active)
+            optimizer.step(lr)
             loss_sum += losses.detach() * index.shape[1]
             correct_sum += (logits.detach().argmax(-1) == targets).sum(1)
             step += 1
