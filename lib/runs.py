@@ -114,20 +114,25 @@ def train_missing(configs: Sequence[RunConfig], device: torch.device | None = No
     """Train and store every configuration that is not cached yet.
 
     Runs that can share a batch (:func:`lib.batched.batch_key`) are trained together as one stacked
-    model when that is faster on this device (:func:`lib.batched.prefers_batched`), up to
-    ``max_batch`` at a time; the rest one by one. Each run is stored as soon as its batch finishes.
+    model, up to ``max_batch`` at a time, when ``batched`` is True, or, by default (``None``), when
+    that is faster on this device (:func:`lib.batched.prefers_batched`) and ``LIB_BATCHED`` is not
+    0; the rest one by one. Each run is stored as soon as its batch finishes.
     """
     from lib.batched import architecture, batch_key, prefers_batched, train_batched
 
     device = device or default_device()
-    batched = batching_enabled() if batched is None else batched
     missing = list(dict.fromkeys(c for c in configs if not is_cached(c)))
     groups: dict[tuple, list[RunConfig]] = {}
     for config in missing:
         groups.setdefault(batch_key(config), []).append(config)
     bar = tqdm(total=len(missing), disable=not progress_enabled() or not missing, desc="runs")
     for group in groups.values():
-        stack = batched and len(group) > 1 and prefers_batched(architecture(group[0]), device)
+        arch = architecture(group[0])
+        if batched is None:
+            stack = batching_enabled() and prefers_batched(arch, device)
+        else:
+            stack = batched and arch[0] != "unbatchable"
+        stack = stack and len(group) > 1
         chunks = [group[i:i + max_batch] for i in range(0, len(group), max_batch)] if stack else [[c] for c in group]
         for chunk in chunks:
             if len(chunk) == 1:
