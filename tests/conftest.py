@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +89,13 @@ def no_network_data(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("LIB_TORCHVISION_DIR", str(tmp_path / "torchvision"))
     monkeypatch.delenv("LIB_DATA_DIR", raising=False)
     return tmp_path
+
+
+def papermill_cli(chapter: str, out: Path, *arguments: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Execute ``book/<chapter>.md`` the way the README tells readers to: jupytext to ipynb, piped into papermill."""
+    repo = Path(__file__).resolve().parents[1]
+    bin_dir = Path(sys.executable).parent
+    command = (f"{bin_dir / 'jupytext'} --to ipynb -o - book/{chapter}.md | "
+               f"{bin_dir / 'papermill'} - {out} --cwd book " + " ".join(arguments))
+    return subprocess.run(command, shell=True, cwd=repo, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(repo)})

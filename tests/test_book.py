@@ -7,15 +7,14 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from conftest import papermill_cli
 from lib import book
 
-REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
                   # the network is off: every host resolves nowhere and any proxy use goes to a closed port
@@ -118,11 +117,9 @@ def test_every_page_renders_in_chromium_without_network(built, tmp_path):
 def test_papermill_command_line_with_overrides(tmp_path, monkeypatch):
     """The README's way to re-run one chapter: jupytext to ipynb, piped into papermill."""
     monkeypatch.setenv("LIB_CACHE_DIR", str(tmp_path / "runs"))
-    bin_dir = Path(sys.executable).parent
     out = tmp_path / "out.ipynb"
-    command = (f"{bin_dir / 'jupytext'} --to ipynb -o - book/zhang-randomization.md | "
-               f"{bin_dir / 'papermill'} - {out} --cwd book -p scale smoke -y 'overrides: {{max_epochs: 2}}'")
-    subprocess.run(command, shell=True, cwd=REPO, check=True, capture_output=True, timeout=300)
+    result = papermill_cli("zhang-randomization", out, "-p scale smoke", "-y 'overrides: {max_epochs: 2}'")
+    assert result.returncode == 0, result.stderr[-3000:]
     nb = nbformat.read(out, as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "max_epochs" in injected[0].source

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import nbformat
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import papermill_cli
+
 FIGURES = 7  # Figures 1-7, one chart each
 
 
 def test_chapter_executes_at_smoke_scale_with_all_seven_figures(tmp_path, monkeypatch):
     monkeypatch.setenv("LIB_CACHE_DIR", str(tmp_path / "runs"))
-    bin_dir = Path(sys.executable).parent
     out = tmp_path / "theunissen.ipynb"
-    command = (f"{bin_dir / 'jupytext'} --to ipynb -o - book/theunissen-noise.md | "
-               f"{bin_dir / 'papermill'} - {out} --cwd book -p scale smoke")
-    result = subprocess.run(command, shell=True, cwd=REPO, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = papermill_cli("theunissen-noise", out, "-p scale smoke")
     assert result.returncode == 0, result.stderr[-3000:]
     nb = nbformat.read(out, as_version=4)
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
