@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lib.batched import mlp_widths, prefers_batched, train_batched
+from lib.batched import architecture, prefers_batched, train_batched
 from lib.data import load_dataset
 from lib.models import build_model
 from lib.train import RunConfig, default_device, train
@@ -120,7 +120,7 @@ def batched_vs_sequential(model: str, n: int, epochs: int, k: int = 6) -> dict:
     train_batched(configs)
     batched = time.perf_counter() - started
     device = default_device()
-    picks_batched = prefers_batched(mlp_widths(configs[0], (1, 28, 28), 10), device)
+    picks_batched = prefers_batched(architecture(configs[0]), device)
     return dict(sequential_s=sequential, batched_s=batched, ratio=sequential / batched,
                 grid_runner_path="batched" if picks_batched else "sequential",
                 grid_runner_ratio=sequential / batched if picks_batched else 1.0)

@@ -9,14 +9,15 @@ permutation per epoch as :func:`lib.train.train`), learning rate, decay and opti
 so each result matches sequential training up to floating-point rounding, and lands in the run
 cache exactly as a sequential run would. Convolutional networks (without BatchNorm, whose
 running statistics cannot be stacked) are stacked with ``torch.func.stack_module_state`` and
-``torch.vmap``, which turns the K convolutions into one grouped convolution. A network that converges or diverges stops updating
-(its slice is masked out of the loss and the update) without disturbing the others.
+``torch.vmap``, which turns the K convolutions into one grouped convolution. A network that
+converges or diverges leaves the stack at the end of that epoch (its weights are saved then),
+without disturbing the others, which train on without computing for it.
 
 Only what can change a run's numbers must agree within a batch (:func:`batch_key`); the rest
 (corruption, seeds, learning rate, decay, weight decay, stopping threshold) may differ.
-Whether batching pays depends on the shapes: on a CPU, stacking 512-wide MLPs gives about 1.5x
-the aggregate throughput, but 2048-wide layers are already large enough products that the
-stacked form is slower (:func:`prefers_batched`).
+Whether batching pays depends on the device: on a GPU small models leave it idle and stacking
+multiplies throughput; on this project's 2-core CPU the products are already large enough that
+stacking gains nothing (:func:`prefers_batched`; ``make bench`` measures it).
 """
 
 from __future__ import annotations
@@ -53,12 +54,6 @@ def architecture(config: RunConfig) -> tuple[str, list[int] | None]:
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         return "unbatchable", None
     return "conv", None
-
-
-def mlp_widths(config: RunConfig, input_shape: tuple[int, ...] = (1, 28, 28), num_classes: int = 10) -> list[int] | None:
-    """Hidden widths if ``config.model`` is an MLP, else ``None``."""
-    kind, widths = architecture(config)
-    return widths if kind == "mlp" else None
 
 
 def prefers_batched(arch: tuple[str, list[int] | None] | list[int] | None, device: torch.device) -> bool:
