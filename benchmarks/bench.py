@@ -6,7 +6,11 @@
 - batched K = 6 vs sequential training for the MASC MLP (784-128-512-2048-2048-10) and the 10x512
   MLP, and what the grid runner actually does for each (it picks the faster path);
 - bf16 autocast vs float32: throughput and the final-accuracy difference;
-- on a GPU: samples/s and the fraction of the GPU's peak FLOP rate achieved.
+- on a GPU: samples/s and the fraction of the GPU's peak FLOP rate achieved, and the wall time of
+  the full `paper` grid of the MASC chapter's MLP-MNIST (6 degrees x 3 seeds, 60,000 images);
+- the ceilings that bound two of these ratios on this machine: how much faster one stacked product
+  runs than the per-model products (no stacked trainer can beat that), and how much of the
+  DataLoader loop's time is the per-sample transforms (no trainer can beat loop / (loop - transforms)).
 
 Writes ``_build/bench.json`` and prints a table. Each ratio compares runs made in this process,
 interleaved, so a busy machine slows both sides alike. ``--quick`` uses fewer samples.
@@ -20,6 +24,7 @@ import json
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -89,6 +94,49 @@ def dataloader_loop(config: RunConfig, raw_root: Path) -> float:
     return time.perf_counter() - started
 
 
+def loader_only(config: RunConfig, raw_root: Path) -> float:
+    """One pass of the conventional loop's DataLoader with no model: the per-sample transforms' cost."""
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    train_set = Subset(datasets.MNIST(str(raw_root), train=True, download=False, transform=transform),
+                       range(config.n_train))
+    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, num_workers=0)
+    started = time.perf_counter()
+    for epoch in range(config.max_epochs):
+        for xb, yb in loader:
+            pass
+    return time.perf_counter() - started
+
+
+def product_ceiling(k: int = 6, batch: int = 128, width: int = 512, repeats: int = 200) -> dict:
+    """FLOP rates of the 10x512 MLP's product (``batch`` x ``width`` x ``width``) one model at a time,
+    stacked for ``k`` models (``bmm``), and as one large product. The stacked/single ratio bounds what
+    stacking can gain for a model made of such products."""
+    device = default_device()
+    a, b = torch.randn(batch, width, device=device), torch.randn(width, width, device=device)
+    sa, sb = torch.randn(k, batch, width, device=device), torch.randn(k, width, width, device=device)
+    big = torch.randn(2048, 2048, device=device)
+
+    def rate(fn, flops: float) -> float:
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return flops * repeats / (time.perf_counter() - started)
+
+    single = rate(lambda: a @ b, 2 * batch * width * width)
+    stacked = rate(lambda: torch.bmm(sa, sb), 2 * k * batch * width * width)
+    large = rate(lambda: big @ big, 2 * 2048 ** 3)
+    return dict(single_gflops=single / 1e9, stacked_gflops=stacked / 1e9, large_gflops=large / 1e9,
+                stacking_ceiling=stacked / single)
+
+
 def torchvision_mnist_folder() -> Path:
     """Decompress the on-disk MNIST into torchvision's layout, in a temporary folder."""
     source = Path(load_dataset("mnist").source)
@@ -145,18 +193,55 @@ def gpu_utilization(n: int) -> dict | None:
     seconds = time.perf_counter() - started
     widths = [784, 512, 512, 512, 10]
     flops_per_sample = 6 * sum(a * b for a, b in zip(widths, widths[1:]))  # forward + backward
-    achieved = flops_per_sample * n * 3 * 6 / seconds
-    peak = {"H100": 67e12, "H200": 67e12, "A100": 19.5e12}  # fp32 (non-tensor-core) peaks
-    name = torch.cuda.get_device_name(0)
+    return dict(device=torch.cuda.get_device_name(0), samples_per_s=n * 3 * 6 / seconds,
+                mfu=_mfu(flops_per_sample * n * 3 * 6 / seconds))
+
+
+def masc_paper_grid() -> dict:
+    """The `paper` grid of the MASC chapter's MLP-MNIST (every degree x seed, full MNIST, batch 32, to
+    the 99.9% criterion): wall time trained as one stack, and the one-by-one time projected from a
+    sequentially trained run's seconds per epoch times the epochs each run took (the same arithmetic,
+    so the same epochs)."""
+    from lib.decode import masc_run_config
+    from lib.params import load_params
+
+    params = load_params("masc-decoding", "paper")
+    spec = params.models["MLP-MNIST"]
+    configs = [masc_run_config(spec, p, seed, params.n_test, params.data_seed, params.test_every)
+               for p in params.corruption_levels for seed in params.seeds]
+    probe = train(replace(configs[0], max_epochs=3, stop_train_acc=None), progress=False)
+    sequential_epoch_s = float(probe.history.seconds.diff().iloc[1:].median())
+    started = time.perf_counter()
+    runs = train_batched(configs, progress=True)
+    batched_s = time.perf_counter() - started
+    epochs = [r.summary["epochs"] for r in runs]
+    widths = architecture(configs[0])[1]
+    flops_per_sample = 6 * sum(a * b for a, b in zip(widths, widths[1:]))
+    n = runs[0].summary["n_train"]
+    rows = [dict(corruption=r.config.corruption, seed=r.config.seed, epochs=r.summary["epochs"],
+                 converged_epoch=r.summary["converged_epoch"], final_train_acc=r.summary["final_train_acc"],
+                 final_test_acc=r.summary["final_test_acc"], best_test_acc=r.summary["best_test_acc"]) for r in runs]
+    projected = sequential_epoch_s * sum(epochs)
+    return dict(runs=len(configs), batched_wall_s=batched_s, sequential_epoch_s=sequential_epoch_s,
+                sequential_projected_s=projected, batched_vs_sequential=projected / batched_s,
+                samples_per_s=n * sum(epochs) / batched_s,
+                mfu=_mfu(flops_per_sample * n * sum(epochs) / batched_s), per_run=rows)
+
+
+def _mfu(flops_per_s: float) -> float | None:
+    """Achieved over the device's float32 peak (no tensor cores: the runs are float32 without TF32)."""
+    peak = {"H100": 67e12, "H200": 67e12, "A100": 19.5e12}
+    name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
     peak_flops = next((v for k, v in peak.items() if k in name), None)
-    return dict(device=name, samples_per_s=n * 3 * 6 / seconds,
-                mfu=None if peak_flops is None else achieved / peak_flops)
+    return None if peak_flops is None else flops_per_s / peak_flops
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke test of the benchmark)")
     parser.add_argument("--out", default=str(ROOT / "_build" / "bench.json"))
+    parser.add_argument("--paper-grid", choices=("auto", "yes", "no"), default="auto",
+                        help="time the MASC MLP-MNIST paper grid (auto: only on a GPU; it takes minutes there)")
     args = parser.parse_args()
     n, epochs = (2000, 1) if args.quick else (10000, 2)
     torch.set_num_threads(torch.get_num_threads())
@@ -171,9 +256,12 @@ def main() -> None:
             t_minimal = minimal_loop(config)
             t_trainer = trainer_seconds(config)
             t_loader = dataloader_loop(config, raw_root)
+            t_transforms = loader_only(config, raw_root)
             overhead[label] = dict(trainer_s=t_trainer, minimal_s=t_minimal, dataloader_s=t_loader,
+                                   transforms_s=t_transforms,
                                    trainer_vs_minimal_loop=t_minimal / t_trainer,
-                                   trainer_vs_dataloader_loop=t_loader / t_trainer)
+                                   trainer_vs_dataloader_loop=t_loader / t_trainer,
+                                   dataloader_ceiling=t_loader / max(t_loader - t_transforms, 1e-9))
         results["overhead"] = overhead
         results["trainer_vs_minimal_loop"] = min(v["trainer_vs_minimal_loop"] for v in overhead.values())
         results["trainer_vs_dataloader_loop"] = min(v["trainer_vs_dataloader_loop"] for v in overhead.values())
@@ -188,7 +276,10 @@ def main() -> None:
         results["bf16"] = precision
         results["bf16_vs_fp32_speed"] = precision["speed_ratio"]
         results["bf16_vs_fp32_accuracy_delta"] = precision["accuracy_delta"]
+        results["product_ceiling"] = product_ceiling()
         results["gpu"] = gpu_utilization(n) or "no GPU on this machine"
+        if args.paper_grid == "yes" or (args.paper_grid == "auto" and torch.cuda.is_available()):
+            results["masc_mlp_paper_grid"] = masc_paper_grid()
     finally:
         shutil.rmtree(raw_root, ignore_errors=True)
     out = Path(args.out)
@@ -207,7 +298,17 @@ def main() -> None:
         print(f"  {label:<56} {value:8.3f}")
     for label, v in results["overhead"].items():
         print(f"  {label}: trainer {v['trainer_s']:.2f} s, minimal {v['minimal_s']:.2f} s, DataLoader {v['dataloader_s']:.2f} s")
+    for label, v in results["overhead"].items():
+        print(f"  {label}: DataLoader loop ceiling (loop / (loop - transforms)) {v['dataloader_ceiling']:.2f}")
+    c = results["product_ceiling"]
+    print(f"  products: one model {c['single_gflops']:.0f} GFLOP/s, six stacked {c['stacked_gflops']:.0f}, "
+          f"2048^3 {c['large_gflops']:.0f}; stacking ceiling {c['stacking_ceiling']:.2f}x")
     print(f"  GPU: {results['gpu']}")
+    if "masc_mlp_paper_grid" in results:
+        g = results["masc_mlp_paper_grid"]
+        print(f"  MASC MLP-MNIST paper grid ({g['runs']} runs): {g['batched_wall_s']:.0f} s stacked, "
+              f"{g['sequential_projected_s']:.0f} s one by one (projected), {g['batched_vs_sequential']:.1f}x; "
+              f"{g['samples_per_s']:.0f} samples/s, MFU {g['mfu']}")
     print(f"Written to {out}")
 
 

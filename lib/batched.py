@@ -31,7 +31,9 @@ import torch
 from torch import nn
 
 from lib.models import MLP, build_model, initialize
-from lib.train import RunConfig, TrainedRun, _reached, default_device, prepare_data, summarize
+from tqdm import tqdm
+
+from lib.train import RunConfig, TrainedRun, _reached, default_device, prepare_data, progress_enabled, summarize
 
 PER_MODEL_FIELDS = ("randomization", "corruption", "data_seed", "seed", "lr", "lr_decay", "weight_decay",
                     "stop_train_acc")
@@ -164,21 +166,22 @@ class StackedOptimizer:
         self.kind, self.momentum, self.weight_decay, self.betas, self.eps = kind, momentum, weight_decay, betas, eps
         self.state = [dict() for _ in self.params]
         self.steps = torch.zeros(len(weight_decay))
+        self.decay = bool((weight_decay != 0).any())  # decided once: reading a GPU tensor every step would sync
 
     def keep(self, positions: list[int], params: list[nn.Parameter]) -> None:
         """Follow :meth:`StackedMLP.keep`: the new parameter tensors and the matching optimizer state."""
         self.params = [p for p in params if p.requires_grad]
         self.state = [{name: t[positions] for name, t in state.items()} for state in self.state]
         self.steps, self.weight_decay = self.steps[positions], self.weight_decay[positions]
+        self.decay = bool((self.weight_decay != 0).any())
 
     @torch.no_grad()
     def step(self, lr: torch.Tensor) -> None:
         """One update of every stacked network, each with its own learning rate (in place, like PyTorch's)."""
         self.steps += 1
-        decay = bool((self.weight_decay != 0).any())
         for p, state in zip(self.params, self.state):
             shape = (-1,) + (1,) * (p.dim() - 1)
-            grad = p.grad.addcmul(self.weight_decay.view(shape), p) if decay else p.grad
+            grad = p.grad.addcmul(self.weight_decay.view(shape), p) if self.decay else p.grad
             if self.kind == "sgd":
                 if "buf" not in state:
                     state["buf"] = grad.clone()
@@ -240,11 +243,13 @@ def _select(t: torch.Tensor, keep: list[int]) -> torch.Tensor:
     return t[keep]
 
 
-def train_batched(configs: list[RunConfig], device: torch.device | None = None) -> list[TrainedRun]:
+def train_batched(configs: list[RunConfig], device: torch.device | None = None,
+                  progress: bool | None = None) -> list[TrainedRun]:
     """Train ``configs`` (equal :func:`batch_key`; no BatchNorm) together; one TrainedRun each, in order.
 
     A network that converges or diverges is taken out of the stack at the end of that epoch (its
-    weights saved), so the others train on without computing for it.
+    weights saved), so the others train on without computing for it. ``progress`` shows a bar over
+    epochs (default: on an interactive terminal, see :func:`lib.train.progress_enabled`).
     """
     if len({batch_key(c) for c in configs}) != 1:
         raise ValueError("configs differ in fields that must be shared to train together: " + str(batch_key(configs[0])))
@@ -271,6 +276,8 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None) 
     states: list[dict | None] = [None] * k
     n, step, elapsed = x_train.shape[1], 0, 0.0
     nan = float("nan")
+    show = progress_enabled() if progress is None else progress
+    bar = tqdm(total=base.max_epochs, disable=not show, leave=False, desc=f"{base.model} x{k}")
     for epoch in range(1, base.max_epochs + 1):
         if not alive:
             break
@@ -303,6 +310,8 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None) 
         test_due = [done[j] or diverged[j] or last or epoch % base.test_every == 0 for j in range(len(alive))]
         test_eval = _evaluate(stacked, x_test, y_test, base.loss, num_classes, base.precision) if any(test_due) else None
         elapsed += time.perf_counter() - started
+        bar.update(1)
+        bar.set_postfix(training=len(alive), lowest_train_acc=f"{min(online):.3f}")
         finished = []
         for j, c in enumerate(alive):
             rows[c].append(dict(
@@ -325,6 +334,7 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None) 
                 optimizer.keep(keep, list(stacked.parameters()))
                 lr0, decay = lr0[keep], decay[keep]
                 x_train, y_train, x_test, y_test = (_select(t, keep) for t in (x_train, y_train, x_test, y_test))
+    bar.close()
     results = []
     for j, config in enumerate(configs):
         history = pd.DataFrame(rows[j])

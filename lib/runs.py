@@ -110,17 +110,19 @@ def batching_enabled() -> bool:
 
 
 def train_missing(configs: Sequence[RunConfig], device: torch.device | None = None, batched: bool | None = None,
-                  max_batch: int = 8) -> None:
+                  max_batch: int | None = None) -> None:
     """Train and store every configuration that is not cached yet.
 
     Runs that can share a batch (:func:`lib.batched.batch_key`) are trained together as one stacked
     model, up to ``max_batch`` at a time, when ``batched`` is True, or, by default (``None``), when
     that is faster on this device (:func:`lib.batched.prefers_batched`) and ``LIB_BATCHED`` is not
-    0; the rest one by one. Each run is stored as soon as its batch finishes.
+    0; the rest one by one. Each run is stored as soon as its batch finishes. ``max_batch``
+    defaults to 32 on a GPU (a whole paper grid of small models in one stack) and 8 elsewhere.
     """
     from lib.batched import architecture, batch_key, prefers_batched, train_batched
 
     device = device or default_device()
+    max_batch = max_batch or (32 if device.type == "cuda" else 8)
     missing = list(dict.fromkeys(c for c in configs if not is_cached(c)))
     groups: dict[tuple, list[RunConfig]] = {}
     for config in missing:
