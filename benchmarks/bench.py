@@ -243,7 +243,7 @@ def main() -> None:
     parser.add_argument("--paper-grid", choices=("auto", "yes", "no"), default="auto",
                         help="time the MASC MLP-MNIST paper grid (auto: only on a GPU; it takes minutes there)")
     args = parser.parse_args()
-    n, epochs = (2000, 1) if args.quick else (10000, 2)
+    n, epochs = (2000, 1) if args.quick else ((60000, 2) if torch.cuda.is_available() else (10000, 2))
     torch.set_num_threads(torch.get_num_threads())
     results: dict = {"device": str(default_device()), "threads": torch.get_num_threads(), "n_train": n, "epochs": epochs}
     raw_root = torchvision_mnist_folder()

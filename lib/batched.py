@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 
 import pandas as pd
 import torch
@@ -34,6 +35,10 @@ from lib.models import MLP, build_model, initialize
 from tqdm import tqdm
 
 from lib.train import RunConfig, TrainedRun, _reached, default_device, prepare_data, progress_enabled, summarize
+
+# StackedMLP's gradients are strided views into one flat buffer on purpose; PyTorch warns that such
+# gradients "may impair performance" (they do not: one buffer makes each optimizer step a few operations).
+warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
 
 PER_MODEL_FIELDS = ("randomization", "corruption", "data_seed", "seed", "lr", "lr_decay", "weight_decay",
                     "stop_train_acc")
@@ -72,22 +77,52 @@ def prefers_batched(arch: tuple[str, list[int] | None] | list[int] | None, devic
 
 
 class StackedMLP(nn.Module):
-    """K copies of one MLP architecture with independent weights, as ``[K, in, out]`` tensors."""
+    """K copies of one MLP architecture with independent weights, as ``[K, in, out]`` tensors.
 
-    def __init__(self, models: list[MLP]):
+    Every weight and bias is a view into one flat ``[K, P]`` parameter buffer, and every gradient a
+    view into one flat ``[K, P]`` gradient buffer, so an optimizer step is a handful of whole-buffer
+    operations instead of several per layer (on a GPU, where each operation costs a kernel launch,
+    that is most of a small model's step).
+    """
+
+    def __init__(self, models: list[MLP], device: torch.device | None = None):
         super().__init__()
         self.k = len(models)
         self.names = [n for n in models[0].layer_names if n.startswith("fc")] + ["output"]
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        self.has_bias = []
+        self.has_bias, tensors = [], []
         for name in self.names:
             layers = [m.hidden_linear(name) if name != "output" else m.blocks.output for m in models]
-            self.weights.append(nn.Parameter(torch.stack([l.weight.detach().T for l in layers]).contiguous()))
-            has_bias = layers[0].bias is not None
-            self.has_bias.append(has_bias)
-            bias = torch.stack([l.bias.detach() for l in layers])[:, None, :] if has_bias else torch.zeros(self.k, 1, 0)
-            self.biases.append(nn.Parameter(bias.contiguous(), requires_grad=has_bias))
+            tensors.append(torch.stack([l.weight.detach().T for l in layers]))
+            self.has_bias.append(layers[0].bias is not None)
+            if self.has_bias[-1]:
+                tensors.append(torch.stack([l.bias.detach() for l in layers])[:, None, :])
+        self._pack([t.to(device) for t in tensors])
+
+    def _pack(self, tensors: list[torch.Tensor]) -> None:
+        """Copy ``tensors`` (weights and biases in layer order) into fresh flat buffers and view them."""
+        device = tensors[0].device
+        self.flat = torch.cat([t.reshape(self.k, -1) for t in tensors], 1).contiguous()
+        self.flat_grad = torch.zeros_like(self.flat)
+        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
+        offset, queue = 0, iter(tensors)
+        for has_bias in self.has_bias:
+            for target, present in ((self.weights, True), (self.biases, has_bias)):
+                if not present:
+                    target.append(nn.Parameter(torch.zeros(self.k, 1, 0, device=device), requires_grad=False))
+                    continue
+                shape = next(queue).shape
+                size = math.prod(shape[1:])
+                parameter = nn.Parameter(self.flat[:, offset:offset + size].view(shape))  # shares the buffer
+                parameter.grad = self.flat_grad[:, offset:offset + size].view(shape)  # backward adds into it
+                target.append(parameter)
+                offset += size
+
+    def optimizer_slots(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``(parameter, gradient)`` pairs, stacked on dimension 0, for :class:`StackedOptimizer`."""
+        return [(self.flat, self.flat_grad)]
+
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        self.flat_grad.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``[K, B, ...]`` (flattened here) → logits ``[K, B, classes]``."""
@@ -110,25 +145,28 @@ class StackedMLP(nn.Module):
 
     def keep(self, positions: list[int]) -> None:
         """Drop every stacked network but those at ``positions``."""
-        for plist in (self.weights, self.biases):
-            for i, p in enumerate(plist):
-                plist[i] = nn.Parameter(p.detach()[positions].clone(), requires_grad=p.requires_grad)
+        tensors = [t.detach()[positions] for pair in zip(self.weights, self.biases) for t in pair if t.requires_grad]
         self.k = len(positions)
+        self._pack(tensors)
 
 
 class VmappedModel(nn.Module):
     """K copies of any network without BatchNorm: stacked parameters, applied with ``torch.vmap``."""
 
-    def __init__(self, models: list[nn.Module]):
+    def __init__(self, models: list[nn.Module], device: torch.device | None = None):
         super().__init__()
         from torch.func import stack_module_state
 
         self.k = len(models)
         params, buffers = stack_module_state(models)
         self.names = list(params)
-        self.stacked = nn.ParameterList([nn.Parameter(params[n].detach().clone()) for n in self.names])
-        self.buffers_ = buffers
+        self.stacked = nn.ParameterList([nn.Parameter(params[n].detach().clone().to(device)) for n in self.names])
+        self.buffers_ = {n: b.to(device) for n, b in buffers.items()}
         self.base = [copy.deepcopy(models[0]).to("meta")]  # a list, so it is not registered as a submodule
+
+    def optimizer_slots(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``(parameter, gradient)`` pairs, stacked on dimension 0, for :class:`StackedOptimizer`."""
+        return [(p.data, p.grad) for p in self.stacked]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from torch.func import functional_call
@@ -156,32 +194,35 @@ class VmappedModel(nn.Module):
 class StackedOptimizer:
     """SGD with momentum or Adam, as PyTorch defines them, with a learning rate per stacked model.
 
-    ``lr`` is a ``[K]`` tensor. Every stacked network steps (finished ones leave the stack, see
-    :meth:`keep`), so the updates are plain in-place tensor operations.
+    Works on the model's ``optimizer_slots()``: ``(parameter, gradient)`` tensors whose dimension 0
+    is the stack (for :class:`StackedMLP`, one flat pair holding every layer). ``lr`` is a ``[K]``
+    tensor. Every stacked network steps (finished ones leave the stack, see :meth:`keep`), so the
+    updates are plain in-place tensor operations, element for element those of ``torch.optim``.
     """
 
-    def __init__(self, params: list[nn.Parameter], kind: str, momentum: float, weight_decay: torch.Tensor,
+    def __init__(self, kind: str, momentum: float, weight_decay: torch.Tensor,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        self.params = [p for p in params if p.requires_grad]
         self.kind, self.momentum, self.weight_decay, self.betas, self.eps = kind, momentum, weight_decay, betas, eps
-        self.state = [dict() for _ in self.params]
-        self.steps = torch.zeros(len(weight_decay))
+        self.state: list[dict] = []
+        self.steps = torch.zeros(len(weight_decay), device=weight_decay.device)
         self.decay = bool((weight_decay != 0).any())  # decided once: reading a GPU tensor every step would sync
 
-    def keep(self, positions: list[int], params: list[nn.Parameter]) -> None:
-        """Follow :meth:`StackedMLP.keep`: the new parameter tensors and the matching optimizer state."""
-        self.params = [p for p in params if p.requires_grad]
+    def keep(self, positions: list[int]) -> None:
+        """Follow the model's ``keep``: the optimizer state of the networks at ``positions``."""
         self.state = [{name: t[positions] for name, t in state.items()} for state in self.state]
         self.steps, self.weight_decay = self.steps[positions], self.weight_decay[positions]
         self.decay = bool((self.weight_decay != 0).any())
 
     @torch.no_grad()
-    def step(self, lr: torch.Tensor) -> None:
+    def step(self, slots: list[tuple[torch.Tensor, torch.Tensor]], lr: torch.Tensor) -> None:
         """One update of every stacked network, each with its own learning rate (in place, like PyTorch's)."""
         self.steps += 1
-        for p, state in zip(self.params, self.state):
+        while len(self.state) < len(slots):
+            self.state.append({})
+        for (p, grad), state in zip(slots, self.state):
             shape = (-1,) + (1,) * (p.dim() - 1)
-            grad = p.grad.addcmul(self.weight_decay.view(shape), p) if self.decay else p.grad
+            if self.decay:
+                grad = grad.addcmul(self.weight_decay.view(shape), p)
             if self.kind == "sgd":
                 if "buf" not in state:
                     state["buf"] = grad.clone()
@@ -198,7 +239,6 @@ class StackedOptimizer:
                 correction2 = (1 - b2 ** self.steps).sqrt().view(shape)
                 denom = (v.sqrt() / correction2).add_(self.eps)
                 p.sub_((lr.view(shape) / correction1) * m / denom)
-            p.grad = None
 
 
 def _gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -265,11 +305,10 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None,
     y_train = _stack([d.y_train for d in data]).to(device)
     x_test = _stack([d.x_test for d in data]).to(device)
     y_test = _stack([d.y_test for d in data]).to(device)
-    stacked = (StackedMLP(models) if all(isinstance(m, MLP) for m in models) else VmappedModel(models)).to(device)
+    stacked = (StackedMLP if all(isinstance(m, MLP) for m in models) else VmappedModel)(models, device)
     per_model = lambda name: torch.tensor([float(getattr(c, name)) for c in configs], device=device)
     lr0, decay = per_model("lr"), per_model("lr_decay")
-    optimizer = StackedOptimizer(list(stacked.parameters()), base.optimizer, base.momentum, per_model("weight_decay"))
-    optimizer.steps = optimizer.steps.to(device)
+    optimizer = StackedOptimizer(base.optimizer, base.momentum, per_model("weight_decay"))
     alive = list(range(k))  # stack position -> index into configs
     rows: list[list[dict]] = [[] for _ in configs]
     converged: list[int | None] = [None] * k
@@ -294,8 +333,9 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None,
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=base.precision == "bf16"):
                 logits = stacked(_gather(x_train, index)).float()
             losses = _per_model_loss(logits, targets, base.loss, num_classes)
+            stacked.zero_grad(set_to_none=True)
             losses.sum().backward()
-            optimizer.step(lr)
+            optimizer.step(stacked.optimizer_slots(), lr)
             loss_sum += losses.detach() * index.shape[1]
             correct_sum += (logits.detach().argmax(-1) == targets).sum(1)
             step += 1
@@ -331,7 +371,7 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None,
             alive = [alive[j] for j in keep]
             if alive:
                 stacked.keep(keep)
-                optimizer.keep(keep, list(stacked.parameters()))
+                optimizer.keep(keep)
                 lr0, decay = lr0[keep], decay[keep]
                 x_train, y_train, x_test, y_test = (_select(t, keep) for t in (x_train, y_train, x_test, y_test))
     bar.close()
