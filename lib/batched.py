@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -283,13 +285,22 @@ def _select(t: torch.Tensor, keep: list[int]) -> torch.Tensor:
     return t[keep]
 
 
-def train_batched(configs: list[RunConfig], device: torch.device | None = None,
-                  progress: bool | None = None) -> list[TrainedRun]:
+def _save_stack(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+def train_batched(configs: list[RunConfig], device: torch.device | None = None, progress: bool | None = None,
+                  checkpoint: Path | None = None, checkpoint_every_s: float = 60.0) -> list[TrainedRun]:
     """Train ``configs`` (equal :func:`batch_key`; no BatchNorm) together; one TrainedRun each, in order.
 
     A network that converges or diverges is taken out of the stack at the end of that epoch (its
     weights saved), so the others train on without computing for it. ``progress`` shows a bar over
-    epochs (default: on an interactive terminal, see :func:`lib.train.progress_enabled`).
+    epochs (default: on an interactive terminal, see :func:`lib.train.progress_enabled`). With a
+    ``checkpoint`` path the whole stack's state is saved there every ``checkpoint_every_s`` seconds
+    and training resumes from it, to the same result (batch orders derive from seed and epoch alone).
     """
     if len({batch_key(c) for c in configs}) != 1:
         raise ValueError("configs differ in fields that must be shared to train together: " + str(batch_key(configs[0])))
@@ -316,8 +327,21 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None,
     n, step, elapsed = x_train.shape[1], 0, 0.0
     nan = float("nan")
     show = progress_enabled() if progress is None else progress
-    bar = tqdm(total=base.max_epochs, disable=not show, leave=False, desc=f"{base.model} x{k}")
-    for epoch in range(1, base.max_epochs + 1):
+    start_epoch, last_save = 1, time.monotonic()
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        alive, rows, converged, states = saved["alive"], saved["rows"], saved["converged"], saved["states"]
+        step, elapsed, start_epoch = saved["step"], saved["elapsed"], saved["epoch"] + 1
+        stacked.keep(alive)
+        stacked.load_state_dict(saved["model"])
+        if isinstance(stacked, VmappedModel):
+            stacked.buffers_ = saved["buffers"]
+        optimizer.keep(alive)
+        optimizer.state, optimizer.steps = saved["optimizer"], saved["optimizer_steps"]
+        lr0, decay = lr0[alive], decay[alive]
+        x_train, y_train, x_test, y_test = (_select(t, alive) for t in (x_train, y_train, x_test, y_test))
+    bar = tqdm(total=base.max_epochs, initial=start_epoch - 1, disable=not show, leave=False, desc=f"{base.model} x{k}")
+    for epoch in range(start_epoch, base.max_epochs + 1):
         if not alive:
             break
         started = time.perf_counter()
@@ -374,7 +398,15 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None,
                 optimizer.keep(keep)
                 lr0, decay = lr0[keep], decay[keep]
                 x_train, y_train, x_test, y_test = (_select(t, keep) for t in (x_train, y_train, x_test, y_test))
+        if checkpoint is not None and alive and time.monotonic() - last_save > checkpoint_every_s:
+            _save_stack(checkpoint, dict(
+                alive=alive, rows=rows, converged=converged, states=states, step=step, elapsed=elapsed, epoch=epoch,
+                model=stacked.state_dict(), buffers=getattr(stacked, "buffers_", None),
+                optimizer=optimizer.state, optimizer_steps=optimizer.steps))
+            last_save = time.monotonic()
     bar.close()
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
     results = []
     for j, config in enumerate(configs):
         history = pd.DataFrame(rows[j])

@@ -140,7 +140,9 @@ def train_missing(configs: Sequence[RunConfig], device: torch.device | None = No
             if len(chunk) == 1:
                 run(chunk[0], device=device)
             else:
-                for trained in train_batched(chunk, device=device):
+                keys = hashlib.sha256("".join(run_key(c) for c in chunk).encode()).hexdigest()[:20]
+                checkpoint = cache_dir() / ".checkpoints" / f"batch-{keys}.pt"
+                for trained in train_batched(chunk, device=device, checkpoint=checkpoint):
                     _save(trained, _run_path(trained.config))
             bar.update(len(chunk))
     bar.close()

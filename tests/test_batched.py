@@ -118,3 +118,33 @@ def test_run_grid_batches_what_pays_and_caches_each_run(isolated_cache, monkeypa
     more = runs.grid(vary(max_epochs=3), corruption=[0.0, 1.0])
     runs.run_grid(more)  # default: stack only where it pays, which on a CPU is nowhere
     assert calls == [3] and all(runs.is_cached(c) for c in more)
+
+
+def test_an_interrupted_stack_resumes_to_the_same_result(tmp_path, monkeypatch):
+    import lib.batched as batched_module
+
+    # one network finishes before the interruption, so the checkpoint holds a shrunken stack
+    configs = [vary(seed=5, stop_train_acc=0.2, max_epochs=6), vary(seed=6, corruption=0.5, max_epochs=6),
+               vary(seed=7, corruption=1.0, lr=0.02, max_epochs=6)]
+    uninterrupted = train_batched(configs)
+    assert uninterrupted[0].summary["epochs"] < 4 and uninterrupted[1].summary["epochs"] == 6
+    checkpoint = tmp_path / "stack.pt"
+    real_evaluate = batched_module._evaluate
+
+    def failing_evaluate(*args, **kwargs):  # interrupts epoch 5, once epoch 4 is checkpointed
+        if checkpoint.exists() and torch.load(checkpoint, weights_only=False)["epoch"] == 4:
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(batched_module, "_evaluate", failing_evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        train_batched(configs, checkpoint=checkpoint, checkpoint_every_s=0)
+    assert checkpoint.exists()
+    assert len(torch.load(checkpoint, weights_only=False)["alive"]) == 2
+    monkeypatch.setattr(batched_module, "_evaluate", real_evaluate)
+    resumed = train_batched(configs, checkpoint=checkpoint, checkpoint_every_s=0)
+    assert not checkpoint.exists()
+    cols = ["epoch", "step", "train_loss", "train_acc", "test_acc"]
+    for again, first in zip(resumed, uninterrupted):
+        assert again.history[cols].equals(first.history[cols])
+        assert all(torch.equal(again.state_dict[k], first.state_dict[k]) for k in first.state_dict)
