@@ -122,6 +122,18 @@ def _kernel_imports_this_lib():
             os.environ["PYTHONPATH"] = previous
 
 
+def _hide_injected_parameters(notebook: Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell``: the chapter's opening box states the scale and overrides."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(nb, notebook)
+
+
 def execute_chapter(chapter: str, scale: str, output: Path, overrides: dict | None = None,
                     reuse: bool = True) -> float:
     """Execute ``book/<chapter>.md`` at ``scale`` into the notebook ``output``; returns seconds spent."""
@@ -149,6 +161,7 @@ def execute_chapter(chapter: str, scale: str, output: Path, overrides: dict | No
         papermill.execute_notebook(str(source), str(output), parameters=parameters, cwd=str(REPO_ROOT / "book"),
                                    kernel_name="python3", progress_bar=False)
     source.unlink()
+    _hide_injected_parameters(output)
     stamp_file.write_text(stamp)
     return time.perf_counter() - started
 

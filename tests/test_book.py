@@ -93,6 +93,8 @@ def test_chapters_open_with_what_they_reproduce_scale_time_and_command(built):
         assert re.search(r"Compute time:\s*(\d+ min )?\d+ s to execute this page on CPU", text), (chapter, text[:800])
         assert re.search(r"its \d+ training runs took", text), chapter
         assert "measured when" not in text and "importlib" not in page  # the install cell stays hidden
+        assert "tag_injected-parameters" not in page  # the box states the parameters; papermill's cell is hidden
+        assert page.index("The paper’s claim") < page.index("chapter-opening") < page.index('<section id="setup">')
         command = re.sub(r"\s+", " ", text[text.index("jupytext"):text.index("-p scale smoke") + 14])
         assert command == (f"jupytext --to ipynb -o - book/{chapter}.md \\ | papermill - {chapter}-smoke.ipynb "
                            f"--cwd book -p scale smoke"), command
@@ -186,5 +188,7 @@ def test_papermill_command_line_with_overrides(tmp_path, monkeypatch):
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "max_epochs" in injected[0].source
     assert not [o for o in outputs_of(out) if o.output_type == "error"]
+    box = next(o.data["text/markdown"] for o in outputs_of(out) if "chapter-opening" in o.get("data", {}).get("text/markdown", ""))
+    assert "`max_epochs = 2`" in box and "s to execute this page on" in box  # the box of a papermill run states its own time
     summary_dirs = list((tmp_path / "runs").glob("*/config.json"))
     assert summary_dirs and all(json.loads(p.read_text())["max_epochs"] == 2 for p in summary_dirs)
