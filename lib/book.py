@@ -7,6 +7,11 @@ the book's ``_config.yml`` and ``_toc.yml``; jupyter-book (< 2) then renders the
 notebooks with execution turned off. Altair's vega libraries are vendored into ``_static`` so
 the site draws its charts with no network.
 
+Each executed notebook starts with :func:`install_cell` (hidden in the book), so that a downloaded
+notebook opened on Colab installs ``lib`` from the repository named in ``_config.yml``. Every
+chapter opens with a box (:mod:`lib.opening`) stating its scale and the compute time of the
+execution that produced it.
+
 An executed chapter is reused when its source, its parameters file, the scale and the library
 source are unchanged (a stamp beside it records their hash); training runs are reused through
 the run cache regardless (:mod:`lib.runs`). Chapters save their paper-vs-ours claims
@@ -19,6 +24,7 @@ Command line: ``python -m lib.book [--scale cpu] [--build-dir _build]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -61,6 +67,28 @@ def is_notebook(chapter: str) -> bool:
     return "kernelspec:" in front_matter
 
 
+def repository_url(root: Path = REPO_ROOT) -> str:
+    """The book's repository (``repository.url`` of ``_config.yml``, the one place it is written)."""
+    return (yaml.safe_load((root / "_config.yml").read_text()).get("repository") or {}).get("url", "")
+
+
+def install_cell(url: str | None = None) -> str:
+    """Source of the first cell of every executed notebook: where ``lib`` cannot be imported, use the repository
+    checkout around the notebook, or else (Colab) install ``lib`` from ``url``. Does nothing where ``lib`` imports,
+    as in ``make book`` and papermill runs."""
+    url = url if url is not None else repository_url()
+    return f"""# Colab or Binder: make this book's library importable (nothing happens where it already is).
+import importlib.util, sys
+from pathlib import Path
+
+if importlib.util.find_spec("lib") is None:
+    if (Path.cwd().parent / "lib" / "book.py").is_file():  # a checkout of the repository
+        sys.path.insert(0, str(Path.cwd().parent))
+    else:  # anywhere else: install it from the repository
+        %pip install --quiet "lib @ git+{url}"
+"""
+
+
 def _library_hash() -> str:
     digest = hashlib.sha256()
     for path in sorted((REPO_ROOT / "lib").glob("*.py")):
@@ -75,13 +103,42 @@ def _stamp(chapter: str, scale: str, overrides: dict) -> str:
     digest.update(params.read_bytes() if params.is_file() else b"")
     digest.update(json.dumps([scale, overrides], sort_keys=True).encode())
     digest.update(_library_hash().encode())
+    digest.update(install_cell().encode())
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _kernel_imports_this_lib():
+    """Kernels started inside import this checkout's ``lib``, not another installed copy (e.g. an editable install
+    of a different worktree, or a relative ``PYTHONPATH`` that means nothing in ``book/``)."""
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), previous]))
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = previous
+
+
+def _hide_injected_parameters(notebook: Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell``: the chapter's opening box states the scale and overrides."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(nb, notebook)
 
 
 def execute_chapter(chapter: str, scale: str, output: Path, overrides: dict | None = None,
                     reuse: bool = True) -> float:
     """Execute ``book/<chapter>.md`` at ``scale`` into the notebook ``output``; returns seconds spent."""
     import jupytext
+    import nbformat
     import papermill
 
     overrides = overrides or {}
@@ -96,11 +153,15 @@ def execute_chapter(chapter: str, scale: str, output: Path, overrides: dict | No
     started = time.perf_counter()
     output.parent.mkdir(parents=True, exist_ok=True)
     source = output.with_name(f".{chapter}.source.ipynb")
-    jupytext.write(jupytext.read(REPO_ROOT / "book" / f"{chapter}.md"), source)
+    notebook = jupytext.read(REPO_ROOT / "book" / f"{chapter}.md")
+    notebook.cells.insert(0, nbformat.v4.new_code_cell(install_cell(), metadata={"tags": ["remove-cell"]}))
+    jupytext.write(notebook, source)
     parameters = {"scale": scale, "overrides": overrides}
-    papermill.execute_notebook(str(source), str(output), parameters=parameters, cwd=str(REPO_ROOT / "book"),
-                               kernel_name="python3", progress_bar=False)
+    with _kernel_imports_this_lib():
+        papermill.execute_notebook(str(source), str(output), parameters=parameters, cwd=str(REPO_ROOT / "book"),
+                                   kernel_name="python3", progress_bar=False)
     source.unlink()
+    _hide_injected_parameters(output)
     stamp_file.write_text(stamp)
     return time.perf_counter() - started
 

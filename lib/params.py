@@ -21,6 +21,11 @@ import yaml
 
 PARAMS_DIR = Path(__file__).resolve().parents[1] / "params"
 SCALES = ("smoke", "cpu", "paper")
+SCALE_NOTES = {  # what each scale is, in a few words (chapters' opening boxes say it)
+    "smoke": "tiny subsets that test the whole pipeline; nothing is expected to reproduce",
+    "cpu": "subsets on which every phenomenon is visible, minutes per chapter on 2 CPU cores",
+    "paper": "the paper's own protocol, meant for a GPU",
+}
 
 
 class Params(dict):

@@ -73,6 +73,68 @@ def test_site_has_every_page_and_the_vendored_vega(built):
     assert all(key in debug for key in ("vega_version", "vegalite_version", "vegaembed_version"))
 
 
+CHAPTERS = ("zhang-randomization", "theunissen-noise", "masc-decoding")  # computational chapters
+REPOSITORY = book.repository_url()
+
+
+def test_chapters_open_with_what_they_reproduce_scale_time_and_command(built):
+    """The opening box of each chapter, in the executed notebook and on the page: filled in, not typed."""
+    build_dir, html = built
+    for chapter in CHAPTERS:
+        nb = nbformat.read(build_dir / "site" / "book" / f"{chapter}.ipynb", as_version=4)
+        first = nb.cells[0]
+        assert first.source == book.install_cell() and "remove-cell" in first.metadata.tags, chapter
+        page = (html / "book" / f"{chapter}.html").read_text()
+        box = page[page.index("chapter-opening"):]
+        box = box[:box.index("</div>\n</div>") if "</div>\n</div>" in box else 6000]
+        text = re.sub(r"<[^>]+>", "", box)
+        assert "Reproduces:" in text and 'href="references.html#' in box, chapter  # the paper, cited
+        assert re.search(r"Scale:\s*smoke", text) and f"params/smoke/{chapter}.yaml" in text, (chapter, text[:800])
+        assert re.search(r"Compute time:\s*(\d+ min )?\d+ s to execute this page on CPU", text), (chapter, text[:800])
+        assert re.search(r"its \d+ training runs took", text), chapter
+        assert "measured when" not in text and "importlib" not in page  # the install cell stays hidden
+        assert "tag_injected-parameters" not in page  # the box states the parameters; papermill's cell is hidden
+        assert page.index("The paper’s claim") < page.index("chapter-opening") < page.index('<section id="setup">')
+        command = re.sub(r"\s+", " ", text[text.index("jupytext"):text.index("-p scale smoke") + 14])
+        assert command == (f"jupytext --to ipynb -o - book/{chapter}.md \\ | papermill - {chapter}-smoke.ipynb "
+                           f"--cwd book -p scale smoke"), command
+        assert 'href="intro.html"' in box and "{cite}" not in text and "{doc}" not in text  # roles rendered
+
+
+def test_figures_and_equations_are_numbered_and_cross_referenced(built):
+    _, html = built
+    expected = {"zhang-randomization": (3, 2), "theunissen-noise": (7, 4), "masc-decoding": (6, 1)}
+    for chapter, (min_figures, min_equations) in expected.items():
+        page = (html / "book" / f"{chapter}.html").read_text()
+        numbers = re.findall(r'<span class="caption-number">Fig\. (\d+) </span>', page)
+        first = int(numbers[0]) if numbers else 0  # figures are numbered through the whole book
+        assert len(numbers) >= min_figures and numbers == [str(first + k) for k in range(len(numbers))], (chapter, numbers)
+        equations = re.findall(r'<span class="eqno">\((\d+)\)', page)
+        assert len(equations) >= min_equations, (chapter, equations)
+        anchors = set(re.findall(r'id="([^"]+)"', page))
+        figure_refs = re.findall(r'<a class="reference internal" href="#(fig-[^"]+)"><span class="std std-numref">Fig\. \d+</span>', page)
+        equation_refs = re.findall(r'<a class="reference internal" href="#(equation-eq-[^"]+)">', page)
+        assert len(figure_refs) >= min_figures - 1 and len(equation_refs) >= min_equations, (chapter, figure_refs, equation_refs)
+        assert set(figure_refs + equation_refs) <= anchors, chapter
+        charts = re.findall(r'<figure class="align-default" id="(fig-[^"]+)">\s*<div class="output text_html">', page)
+        assert len(charts) >= min_figures, (chapter, charts)  # the figure wraps the chart's output
+
+
+def test_pages_have_repository_launch_and_download_buttons(built):
+    _, html = built
+    owner_repo = REPOSITORY.removeprefix("https://github.com/")
+    for chapter in CHAPTERS:
+        page = (html / "book" / f"{chapter}.html").read_text()
+        assert f'href="{REPOSITORY}"' in page and f"{REPOSITORY}/issues/new" in page
+        assert f"https://mybinder.org/v2/gh/{owner_repo}/main?urlpath=lab/tree/book/{chapter}.md" in page
+        assert f"https://colab.research.google.com/github/{owner_repo}/blob/main/book/{chapter}.ipynb" in page
+        for suffix in (".ipynb", ".md"):
+            assert f'href="../_sources/book/{chapter}{suffix}"' in page, (chapter, suffix)
+        assert (html / "_sources" / "book" / f"{chapter}.md").read_text() == (book.REPO_ROOT / "book" / f"{chapter}.md").read_text()
+        executed = nbformat.read(html / "_sources" / "book" / f"{chapter}.ipynb", as_version=4)
+        assert executed.cells[0].source == book.install_cell()
+
+
 def chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(name):
@@ -106,6 +168,8 @@ def test_every_page_renders_in_chromium_without_network(built, tmp_path):
         embeds = re.findall(r'<div id="altair-viz-[0-9a-f]+"[^>]*class="[^"]*vega-embed', dom)
         svgs = re.findall(r'<svg[^>]*class="marks"', dom)
         assert len(embeds) == len(svgs), (page.name, len(embeds), len(svgs))
+        if 'class="math' in page.read_text():  # equations typeset by the site's own MathJax, offline
+            assert "<mjx-container" in dom and "<mjx-merror" not in dom, page.name
         if page.name == "zhang-randomization.html":
             assert len(svgs) == 3 and dom.count("role-mark") >= 6 and "<path" in dom  # lines drawn, not just frames
         for target in re.findall(r'(?:href|src)="([^"#?]+)[^"]*"', dom):
@@ -124,5 +188,7 @@ def test_papermill_command_line_with_overrides(tmp_path, monkeypatch):
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "max_epochs" in injected[0].source
     assert not [o for o in outputs_of(out) if o.output_type == "error"]
+    box = next(o.data["text/markdown"] for o in outputs_of(out) if "chapter-opening" in o.get("data", {}).get("text/markdown", ""))
+    assert "`max_epochs = 2`" in box and "s to execute this page on" in box  # the box of a papermill run states its own time
     summary_dirs = list((tmp_path / "runs").glob("*/config.json"))
     assert summary_dirs and all(json.loads(p.read_text())["max_epochs"] == 2 for p in summary_dirs)

@@ -20,6 +20,7 @@ def executed(tmp_path_factory):
     nbformat.write(notebook, source)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LIB_CACHE_DIR", str(root / "runs"))
+        patch.setenv("PYTHONPATH", str(REPO))  # the kernel imports this checkout's lib, whatever else is installed
         papermill.execute_notebook(str(source), str(root / "out.ipynb"), parameters={"scale": "smoke"},
                                    cwd=str(REPO / "book"), progress_bar=False)
     return nbformat.read(root / "out.ipynb", as_version=4), root
