@@ -105,9 +105,9 @@ def test_run_grid_batches_what_pays_and_caches_each_run(isolated_cache, monkeypa
     calls = []
     real_train_batched = batched_module.train_batched
 
-    def spy(configs, device=None):
+    def spy(configs, device=None, **kwargs):
         calls.append(len(configs))
-        return real_train_batched(configs, device=device)
+        return real_train_batched(configs, device=device, **kwargs)
 
     monkeypatch.setattr(batched_module, "train_batched", spy)
     configs = runs.grid(vary(max_epochs=2), corruption=[0.0, 0.5, 1.0])
