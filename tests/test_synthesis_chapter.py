@@ -1,0 +1,39 @@
+"""The cross-paper chapter end to end at `smoke` scale, executed by papermill as the README says."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+
+from conftest import papermill_cli
+from lib.claims import VERDICTS
+
+CHARTS = 5  # Figures S1, S2 (MNIST and Fashion-MNIST), S3, S4
+
+
+def test_chapter_executes_at_smoke_scale_with_both_cross_paper_analyses(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIB_CACHE_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("LIB_CLAIMS_DIR", str(tmp_path / "claims"))
+    out = tmp_path / "synthesis.ipynb"
+    result = papermill_cli("synthesis", out, "-p scale smoke")
+    assert result.returncode == 0, result.stderr[-3000:]
+    nb = nbformat.read(out, as_version=4)
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    charts = [o for o in outputs if "vega-embed" in o.get("data", {}).get("text/html", "")]
+    assert len(charts) == CHARTS
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    for line in ("label noise, 0 < P < 1: MASC in a hidden layer beats the network in",
+                 "Gaussian input noise, 0 < P < 1", "structured input noise, 0 < P < 1",
+                 "Polarization above chance in", "(network, layer) points from", "Strongest within-network predictor"):
+        assert line in text, line
+    # the networks are the two chapters' own: Theunissen's 10x512 on its split and the MASC paper's MLP
+    configs = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/config.json")]
+    assert {c["model"] for c in configs} == {"mlp10x512-firstbias", "mlp-128-512-2048-2048"}
+    assert all(c["split"] == "theunissen" for c in configs if c["model"] == "mlp10x512-firstbias")
+    assert any((tmp_path / "runs" / "decode").glob("*/accuracy.csv"))  # MASC decodings cached for reuse
+    claims = json.loads((tmp_path / "claims" / "smoke" / "synthesis.json").read_text())
+    assert {c["paper"] for c in claims} == {"MASC paper", "Theunissen et al. 2019"}
+    assert len(claims) == 5 and {c["verdict"] for c in claims} <= set(VERDICTS)
+    assert all(c["chapter"] == "synthesis" and c["section"] for c in claims)
