@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-import nbformat
-
-from conftest import papermill_cli
+from conftest import execute_chapter_outputs
 from lib.claims import VERDICTS
 
 CHARTS = 5  # Figures S1, S2 (MNIST and Fashion-MNIST), S3, S4
@@ -16,14 +14,8 @@ def test_chapter_executes_at_smoke_scale_with_both_cross_paper_analyses(tmp_path
     monkeypatch.setenv("LIB_CACHE_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("LIB_CLAIMS_DIR", str(tmp_path / "claims"))
     out = tmp_path / "synthesis.ipynb"
-    result = papermill_cli("synthesis", out, "-p scale smoke")
-    assert result.returncode == 0, result.stderr[-3000:]
-    nb = nbformat.read(out, as_version=4)
-    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
-    assert not [o for o in outputs if o.output_type == "error"]
-    charts = [o for o in outputs if "vega-embed" in o.get("data", {}).get("text/html", "")]
+    _, charts, text = execute_chapter_outputs("synthesis", out, "-p scale smoke")
     assert len(charts) == CHARTS
-    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     for line in ("label noise, 0 < P < 1: MASC in a hidden layer beats the network in",
                  "Gaussian input noise, 0 < P < 1", "structured input noise, 0 < P < 1",
                  "Polarization above chance in", "(network, layer) points from", "Strongest within-network predictor"):
