@@ -7,7 +7,7 @@ import json
 from conftest import execute_chapter_outputs
 from lib.claims import VERDICTS
 
-CHARTS = 5  # Figures S1, S2 (MNIST and Fashion-MNIST), S3, S4
+CHARTS = 6  # Figures S1, S2 (MNIST and Fashion-MNIST), S3, S4, S5
 
 
 def test_chapter_executes_at_smoke_scale_with_both_cross_paper_analyses(tmp_path, monkeypatch):
