@@ -27,5 +27,5 @@ def test_chapter_executes_at_smoke_scale_with_both_cross_paper_analyses(tmp_path
     assert any((tmp_path / "runs" / "decode").glob("*/accuracy.csv"))  # MASC decodings cached for reuse
     claims = json.loads((tmp_path / "claims" / "smoke" / "synthesis.json").read_text())
     assert {c["paper"] for c in claims} == {"MASC paper", "Theunissen et al. 2019"}
-    assert len(claims) == 5 and {c["verdict"] for c in claims} <= set(VERDICTS)
+    assert len(claims) == 6 and {c["verdict"] for c in claims} <= set(VERDICTS)
     assert all(c["chapter"] == "synthesis" and c["section"] for c in claims)
