@@ -214,13 +214,12 @@ def masc_paper_grid(max_epochs: int | None = None) -> dict:
     sequentially trained run's seconds per epoch times the epochs each run took (the same arithmetic,
     so the same epochs). With ``max_epochs`` the grid is a capped probe, and both times are also
     projected to the epochs the authors' runs took."""
-    from lib.decode import masc_run_config
     from lib.params import load_params
+    from lib.protocols import masc_config
 
     params = load_params("masc-decoding", "paper")
     spec = params.models["MLP-MNIST"]
-    configs = [masc_run_config(spec, p, seed, params.n_test, params.data_seed, params.test_every)
-               for p in params.corruption_levels for seed in params.seeds]
+    configs = [masc_config(params, spec, p, seed) for p in params.corruption_levels for seed in params.seeds]
     if max_epochs is not None:
         configs = [replace(c, max_epochs=max_epochs) for c in configs]
     probe = train(replace(configs[0], max_epochs=3, stop_train_acc=None), progress=False)

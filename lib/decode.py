@@ -208,14 +208,3 @@ def best_layer(accuracy: pd.DataFrame, by: Sequence[str], on: str = "test") -> p
     frame = accuracy[accuracy["set"] == on]
     return frame.loc[frame.groupby(list(by))["accuracy"].idxmax()].reset_index(drop=True)
 
-
-def masc_run_config(spec: dict, corruption: float, seed: int, n_test: int | None, data_seed: int,
-                    test_every: int) -> RunConfig:
-    """The training run of one MASC-paper model (a ``models`` entry of ``params/*/masc-decoding.yaml``)
-    at label-corruption degree ``corruption``: section 3.1's protocol, labels redrawn uniformly with
-    probability ``corruption``, no learning-rate decay, stopped at the spec's training-accuracy criterion."""
-    return RunConfig(dataset=spec["dataset"], n_train=spec["n_train"], n_test=n_test, randomization="partial_labels",
-                     corruption=corruption, preprocessing=spec["preprocessing"], data_seed=data_seed,
-                     model=spec["model"], seed=seed, optimizer=spec["optimizer"], lr=spec["lr"],
-                     momentum=spec["momentum"], lr_decay=1.0, batch_size=spec["batch_size"],
-                     max_epochs=spec["max_epochs"], stop_train_acc=spec["stop_train_acc"], test_every=test_every)

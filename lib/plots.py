@@ -80,16 +80,42 @@ def heatmap(frame: pd.DataFrame, x: str, y: str, value: str, title: str, x_title
 
 def faceted_lines(frame: pd.DataFrame, x: str, y: str, color: str, facet: str, title: str, x_title: str,
                   y_title: str, y_scale: alt.Scale | None = None, tooltip: list[str] | None = None,
-                  width: int = 200, height: int = 180) -> alt.FacetChart:
-    """:func:`line_chart` as small multiples, one panel per value of ``facet`` sharing the y axis."""
+                  width: int = 200, height: int = 180, row: str | None = None, facet_sort: list | None = None,
+                  row_sort: list | None = None) -> alt.FacetChart:
+    """:func:`line_chart` as small multiples, one panel per value of ``facet`` (and of ``row``) sharing the y axis;
+    ``facet_sort`` and ``row_sort`` order the panels (default: alphabetical)."""
     check_rows(frame, title)
     chart = alt.Chart(frame).mark_line(point=True).encode(
         x=alt.X(f"{x}:Q", title=x_title),
         y=alt.Y(f"{y}:Q", title=y_title, scale=y_scale or alt.Scale(zero=False)),
         color=alt.Color(f"{color}:N", title=color.replace("_", " ")),
-        tooltip=tooltip or [facet, color, x, y],
+        tooltip=tooltip or [c for c in (row, facet, color, x, y) if c],
     ).properties(width=width, height=height)
-    return chart.facet(column=alt.Column(f"{facet}:N", title=None)).properties(title=title)
+    rows = dict(row=alt.Row(f"{row}:N", title=None, sort=row_sort or "ascending")) if row else {}
+    return chart.facet(column=alt.Column(f"{facet}:N", title=None, sort=facet_sort or "ascending"),
+                       **rows).properties(title=title)
+
+
+def faceted_scatter(frame: pd.DataFrame, x: str, y: str, color: str, facet: str, title: str, y_title: str,
+                    tooltip: list[str] | None = None, width: int = 220, height: int = 200, columns: int = 2,
+                    facet_sort: list | None = None, zero_rule: bool = True) -> alt.FacetChart:
+    """Scatter plots of ``y`` against ``x`` (quantitative, with axes), one panel per ``facet`` (``columns`` to a
+    row, ordered by ``facet_sort``) with its own x axis (titled by the facet), coloured by ``color``;
+    ``zero_rule`` draws a dashed line at y = 0."""
+    check_rows(frame, title)
+    points = alt.Chart().mark_circle(size=35, opacity=0.7).encode(
+        x=alt.X(f"{x}:Q", title=None, scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{y}:Q", title=y_title),
+        color=alt.Color(f"{color}:N", title=color.replace("_", " ")),
+        tooltip=tooltip or [facet, color, x, y],
+    )
+    layers = [points]
+    if zero_rule:
+        layers.append(alt.Chart().mark_rule(strokeDash=[4, 4], color="gray").encode(y=alt.datum(0)))
+    return (alt.layer(*layers, data=frame).properties(width=width, height=height)
+            .facet(facet=alt.Facet(f"{facet}:N", title=None, sort=facet_sort or "ascending"), columns=columns)
+            .resolve_scale(x="independent")
+            .properties(title=title))
 
 
 def scatter_small_multiples(frame: pd.DataFrame, x: str, y: str, color: str, facet: str, title: str,

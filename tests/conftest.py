@@ -99,3 +99,17 @@ def papermill_cli(chapter: str, out: Path, *arguments: str, timeout: int = 600) 
                f"{bin_dir / 'papermill'} - {out} --cwd book " + " ".join(arguments))
     return subprocess.run(command, shell=True, cwd=repo, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": str(repo)})
+
+
+def execute_chapter_outputs(chapter: str, out: Path, *arguments: str) -> tuple[list[dict], list[dict], str]:
+    """Run :func:`papermill_cli` and check it raised nothing; returns every code output, the charts among them and
+    the printed text."""
+    import nbformat
+
+    result = papermill_cli(chapter, out, *arguments)
+    assert result.returncode == 0, result.stderr[-3000:]
+    nb = nbformat.read(out, as_version=4)
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    charts = [o for o in outputs if "vega-embed" in o.get("data", {}).get("text/html", "")]
+    return outputs, charts, "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
