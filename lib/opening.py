@@ -37,7 +37,8 @@ def hardware() -> str:
 
     if default_device().type == "cuda":
         return torch.cuda.get_device_name(0)
-    return f"CPU ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU ({threads} thread{'s' if threads != 1 else ''})"
 
 
 def duration(seconds: float) -> str:
