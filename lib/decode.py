@@ -207,4 +207,3 @@ def best_layer(accuracy: pd.DataFrame, by: Sequence[str], on: str = "test") -> p
     """For each group of ``by``, the layer with the highest MASC accuracy on set ``on``."""
     frame = accuracy[accuracy["set"] == on]
     return frame.loc[frame.groupby(list(by))["accuracy"].idxmax()].reset_index(drop=True)
-
