@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from lib.batched import architecture, prefers_batched, train_batched
-from lib.data import load_dataset
+from lib.data import DatasetNotFound, load_dataset
 from lib.models import build_model
 from lib.train import RunConfig, default_device, train
 
@@ -163,9 +163,12 @@ def trainer_seconds(config: RunConfig) -> float:
     return train(config, progress=False).summary["train_seconds"]
 
 
-def batched_vs_sequential(model: str, n: int, epochs: int, k: int = 6) -> dict:
-    configs = [mnist_config(model, n, epochs, batch_size=32 if "2048" in model else 128, seed=s,
-                            randomization="partial_labels", corruption=round(0.2 * s, 1)) for s in range(k)]
+def batched_vs_sequential(model: str, n: int, epochs: int, k: int = 6, **changes) -> dict:
+    """K runs of a corruption grid (p = 0, 0.2, ...), one by one and then stacked; ``changes`` set the
+    data set, optimizer and so on (default: MNIST, SGD, batch 32 for the MASC MLP and 128 otherwise)."""
+    changes = {"batch_size": 32 if "2048" in model else 128, **changes}
+    configs = [mnist_config(model, n, epochs, seed=s, randomization="partial_labels", corruption=round(0.2 * s, 1),
+                            **changes) for s in range(k)]
     started = time.perf_counter()
     for config in configs:
         train(config, progress=False)
@@ -283,6 +286,16 @@ def measure(n: int, epochs: int, results: dict) -> None:
         results["batched6_vs_sequential_mlp10x512"] = deep["ratio"]
         results["grid_runner_vs_sequential_masc_mlp"] = masc["grid_runner_ratio"]
         results["grid_runner_vs_sequential_mlp10x512"] = deep["grid_runner_ratio"]
+        conv_n = n // 2 if torch.cuda.is_available() else n // 10
+        for label, model, data in (("masc_cnn", "masc-cnn", dict(dataset="fashion-mnist", preprocessing="standardize")),
+                                   ("alexnet", "alexnet", dict(dataset="cifar10", preprocessing="zhang"))):
+            try:  # the MASC chapter's CNN (Adam, batch 32) and Zhang et al.'s small AlexNet (SGD, batch 128)
+                extra = dict(optimizer="adam", lr=2e-4, batch_size=32) if model == "masc-cnn" else {}
+                results["batched6"][label] = batched_vs_sequential(model, conv_n, 1, n_test=500, **data, **extra)
+                results[f"batched6_vs_sequential_{label}"] = results["batched6"][label]["ratio"]
+                results[f"grid_runner_vs_sequential_{label}"] = results["batched6"][label]["grid_runner_ratio"]
+            except DatasetNotFound as error:
+                results["batched6"][label] = f"skipped: {str(error).splitlines()[0]}"
         precision = bf16_vs_fp32(n, max(epochs, 3))
         results["bf16"] = precision
         results["bf16_vs_fp32_speed"] = precision["speed_ratio"]
@@ -328,6 +341,16 @@ def main() -> None:
     print(f"Written to {out}")
 
 
+def conv_rows(results: dict) -> list[tuple[str, float]]:
+    """Table rows for the conv nets' batched ratios that were measured (their data sets may be absent)."""
+    rows = []
+    for key, name in (("masc_cnn", "MASC CNN (Fashion-MNIST)"), ("alexnet", "small AlexNet (CIFAR-10)")):
+        if f"batched6_vs_sequential_{key}" in results:
+            rows += [(f"batched K=6 vs sequential, {name}", results[f"batched6_vs_sequential_{key}"]),
+                     ("  grid runner's choice for it vs sequential", results[f"grid_runner_vs_sequential_{key}"])]
+    return rows
+
+
 def print_table(results: dict, n: int, epochs: int) -> None:
     rows = [("lib trainer vs minimal loop (>= 0.9 wanted)", results["trainer_vs_minimal_loop"]),
             ("lib trainer vs DataLoader loop (>= 2 wanted)", results["trainer_vs_dataloader_loop"]),
@@ -335,6 +358,7 @@ def print_table(results: dict, n: int, epochs: int) -> None:
             ("  grid runner's choice for it vs sequential", results["grid_runner_vs_sequential_masc_mlp"]),
             ("batched K=6 vs sequential, 10x512 MLP (>= 1.3 wanted)", results["batched6_vs_sequential_mlp10x512"]),
             ("  grid runner's choice for it vs sequential", results["grid_runner_vs_sequential_mlp10x512"]),
+            *conv_rows(results),
             ("bf16 vs fp32 speed", results["bf16_vs_fp32_speed"]),
             ("bf16 - fp32 final test accuracy", results["bf16_vs_fp32_accuracy_delta"])]
     print(f"\nBenchmarks on {results['device']} ({results['threads']} threads), {n} MNIST images, {epochs} epochs")
