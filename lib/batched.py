@@ -330,7 +330,9 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None, 
     start_epoch, last_save = 1, time.monotonic()
     if checkpoint is not None and checkpoint.exists():
         saved = torch.load(checkpoint, map_location=device, weights_only=False)
-        alive, rows, converged, states = saved["alive"], saved["rows"], saved["converged"], saved["states"]
+        alive, rows, converged = saved["alive"], saved["rows"], saved["converged"]
+        # finished networks' weights were saved from the CPU; map_location moved them to the device
+        states = [None if state is None else {n: t.cpu() for n, t in state.items()} for state in saved["states"]]
         step, elapsed, start_epoch = saved["step"], saved["elapsed"], saved["epoch"] + 1
         stacked.keep(alive)
         stacked.load_state_dict(saved["model"])

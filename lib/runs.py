@@ -7,7 +7,7 @@ or a probe reuses every run. Each run directory is written to a temporary name a
 place, so an interrupted build never leaves a half-written run; a run that was interrupted in the
 middle resumes from its checkpoint.
 
-Layout: ``<cache>/<key>/{config.json, summary.json, history.csv, model.pt, corrupted.pt}`` with
+Layout: ``<cache>/<key>/{config.json, summary.json, history.json, model.pt, corrupted.pt}`` with
 ``<cache>`` = ``$LIB_CACHE_DIR`` or ``<repo>/_runs``.
 """
 
@@ -66,7 +66,8 @@ def _save(run: TrainedRun, path: Path) -> None:
     temporary.mkdir(parents=True)
     (temporary / "config.json").write_text(json.dumps(run.config.to_dict(), indent=1, sort_keys=True))
     (temporary / "summary.json").write_text(json.dumps(run.summary, indent=1, sort_keys=True))
-    run.history.to_csv(temporary / "history.csv", index=False)
+    # JSON through Python's float repr: every value reads back bit for bit (CSV did not with pandas 2's parser)
+    (temporary / "history.json").write_text(json.dumps(run.history.to_dict(orient="list")))
     torch.save(run.state_dict, temporary / "model.pt")
     torch.save(run.corrupted, temporary / "corrupted.pt")
     try:
@@ -81,7 +82,7 @@ def load(config: RunConfig, with_weights: bool = True) -> TrainedRun:
     if not (path / "summary.json").is_file():
         raise KeyError(f"run {run_key(config)} is not in the cache {cache_dir()}: {config}")
     summary = json.loads((path / "summary.json").read_text())
-    history = pd.read_csv(path / "history.csv")
+    history = pd.DataFrame(json.loads((path / "history.json").read_text()))
     state = torch.load(path / "model.pt", weights_only=True) if with_weights else {}
     corrupted = torch.load(path / "corrupted.pt", weights_only=True) if with_weights else None
     return TrainedRun(config, history, summary, state, corrupted)

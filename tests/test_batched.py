@@ -116,8 +116,8 @@ def test_run_grid_batches_what_pays_and_caches_each_run(isolated_cache, monkeypa
     assert calls == [3]  # the three 96-wide MLPs together, the single 2048-wide one alone
     assert all(runs.is_cached(c) for c in configs + [alone]) and len(frame) == 4
     more = runs.grid(vary(max_epochs=3), corruption=[0.0, 1.0])
-    runs.run_grid(more)  # default: stack only where it pays, which on a CPU is nowhere
-    assert calls == [3] and all(runs.is_cached(c) for c in more)
+    runs.run_grid(more)  # default: stack only where it pays: on a GPU, not on a CPU
+    assert calls == ([3, 2] if torch.cuda.is_available() else [3]) and all(runs.is_cached(c) for c in more)
 
 
 def test_an_interrupted_stack_resumes_to_the_same_result(tmp_path, monkeypatch):
@@ -147,4 +147,5 @@ def test_an_interrupted_stack_resumes_to_the_same_result(tmp_path, monkeypatch):
     cols = ["epoch", "step", "train_loss", "train_acc", "test_acc"]
     for again, first in zip(resumed, uninterrupted):
         assert again.history[cols].equals(first.history[cols])
+        assert all(t.device.type == "cpu" for t in again.state_dict.values())
         assert all(torch.equal(again.state_dict[k], first.state_dict[k]) for k in first.state_dict)
