@@ -223,8 +223,8 @@ class StackedOptimizer:
             self.state.append({})
         for (p, grad), state in zip(slots, self.state):
             shape = (-1,) + (1,) * (p.dim() - 1)
-            if self.decay:
-                grad = grad.addcmul(self.weight_decay.view(shape), p)
+            if self.decay:  # into a kept buffer: a fresh stack-sized tensor every step costs page faults on a CPU
+                grad = torch.addcmul(grad, self.weight_decay.view(shape), p, out=state.setdefault("decayed", torch.empty_like(p)))
             if self.kind == "sgd":
                 if "buf" not in state:
                     state["buf"] = grad.clone()
@@ -239,8 +239,10 @@ class StackedOptimizer:
                 v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
                 correction1 = (1 - b1 ** self.steps).view(shape)
                 correction2 = (1 - b2 ** self.steps).sqrt().view(shape)
-                denom = (v.sqrt() / correction2).add_(self.eps)
-                p.sub_((lr.view(shape) / correction1) * m / denom)
+                update = torch.sqrt(v, out=state.setdefault("update", torch.empty_like(p)))  # in place from here on
+                update.div_(correction2).add_(self.eps)  # the denominator, as torch.optim.Adam computes it
+                torch.div(m, update, out=update).mul_(lr.view(shape) / correction1)
+                p.sub_(update)
 
 
 def _gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
