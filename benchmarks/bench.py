@@ -72,8 +72,8 @@ def minimal_loop(config: RunConfig) -> float:
     return time.perf_counter() - started
 
 
-def dataloader_loop(config: RunConfig, raw_root: Path) -> float:
-    """The conventional loop of the papers' code: torchvision MNIST, per-sample transforms, DataLoader."""
+def conventional_loader(config: RunConfig, raw_root: Path):
+    """The papers' code's data pipeline: torchvision MNIST, per-sample ToTensor/Normalize, a shuffling DataLoader."""
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
 
@@ -81,6 +81,12 @@ def dataloader_loop(config: RunConfig, raw_root: Path) -> float:
     train_set = Subset(datasets.MNIST(str(raw_root), train=True, download=False, transform=transform),
                        range(config.n_train))
     loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, num_workers=0)
+    return loader
+
+
+def dataloader_loop(config: RunConfig, raw_root: Path) -> float:
+    """The conventional loop of the papers' code, over :func:`conventional_loader`."""
+    loader = conventional_loader(config, raw_root)
     device = default_device()
     model = build_model(config.model, (1, 28, 28), 10, config.seed).to(device)
     optimizer = (torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9) if config.optimizer == "sgd"
@@ -102,13 +108,7 @@ def dataloader_loop(config: RunConfig, raw_root: Path) -> float:
 
 def loader_only(config: RunConfig, raw_root: Path) -> float:
     """One pass of the conventional loop's DataLoader with no model: the per-sample transforms' cost."""
-    from torch.utils.data import DataLoader, Subset
-    from torchvision import datasets, transforms
-
-    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
-    train_set = Subset(datasets.MNIST(str(raw_root), train=True, download=False, transform=transform),
-                       range(config.n_train))
-    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, num_workers=0)
+    loader = conventional_loader(config, raw_root)
     started = time.perf_counter()
     for epoch in range(config.max_epochs):
         for xb, yb in loader:
