@@ -123,7 +123,8 @@ class StackedMLP(nn.Module):
         """``(parameter, gradient)`` pairs, stacked on dimension 0, for :class:`StackedOptimizer`."""
         return [(self.flat, self.flat_grad)]
 
-    def zero_grad(self, set_to_none: bool = False) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero the gradient buffer in place (never ``None``: backward adds into its views)."""
         self.flat_grad.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -208,6 +209,12 @@ class StackedOptimizer:
         self.state: list[dict] = []
         self.steps = torch.zeros(len(weight_decay), device=weight_decay.device)
         self.decay = bool((weight_decay != 0).any())  # decided once: reading a GPU tensor every step would sync
+
+    SCRATCH = ("decayed", "update")  # per-step working buffers, not state
+
+    def saved_state(self) -> list[dict]:
+        """The optimizer state worth a checkpoint (momentum or Adam moments, without the scratch buffers)."""
+        return [{name: t for name, t in state.items() if name not in self.SCRATCH} for state in self.state]
 
     def keep(self, positions: list[int]) -> None:
         """Follow the model's ``keep``: the optimizer state of the networks at ``positions``."""
@@ -361,7 +368,7 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None, 
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=base.precision == "bf16"):
                 logits = stacked(_gather(x_train, index)).float()
             losses = _per_model_loss(logits, targets, base.loss, num_classes)
-            stacked.zero_grad(set_to_none=True)
+            stacked.zero_grad()
             losses.sum().backward()
             optimizer.step(stacked.optimizer_slots(), lr)
             loss_sum += losses.detach() * index.shape[1]
@@ -406,7 +413,7 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None, 
             _save_stack(checkpoint, dict(
                 alive=alive, rows=rows, converged=converged, states=states, step=step, elapsed=elapsed, epoch=epoch,
                 model=stacked.state_dict(), buffers=getattr(stacked, "buffers_", None),
-                optimizer=optimizer.state, optimizer_steps=optimizer.steps))
+                optimizer=optimizer.saved_state(), optimizer_steps=optimizer.steps))
             last_save = time.monotonic()
     bar.close()
     if checkpoint is not None:
