@@ -35,7 +35,7 @@ from lib.runs import run_best_of, run_grid
 
 LABEL_NOISE = ("label_noise", "partial_labels", "random_labels")  # randomizations that change labels, not inputs
 NETWORK_COLUMNS = ["network", "architecture", "dataset", "noise", "p", "seed", "train_acc", "test_acc", "epochs", "config",
-                   "key", "cached", "train_seconds"]  # the last three: the run cache's (lib.opening counts them)
+                   "key", "cached", "train_seconds"]  # the last three: the run cache's (lib.book.opening counts them)
 
 
 def theunissen_networks(T: Mapping, datasets: Sequence[str], noise_types: Sequence[str], levels: Sequence[float],

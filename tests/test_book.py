@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from conftest import papermill_cli
-from lib import book
+from lib.book import build as book
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from lib.claims import ClaimBook, load_claims, scorecard
+from lib.book.claims import ClaimBook, load_claims, scorecard
 
 
 def test_numeric_verdicts_follow_the_tolerance():

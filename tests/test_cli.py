@@ -9,7 +9,7 @@ import sys
 import nbformat
 import pytest
 
-from lib.__main__ import main
+from lib.book.cli import main
 
 
 def cli(*args: str, env_cache=None) -> subprocess.CompletedProcess:

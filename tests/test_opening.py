@@ -14,8 +14,8 @@ import yaml
 from IPython.core.inputtransformer2 import TransformerManager
 from nbclient import NotebookClient
 
-from lib import book
-from lib.opening import duration, open_chapter, rerun_command, training_time
+from lib.book import build as book
+from lib.book.opening import duration, open_chapter, rerun_command, training_time
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def test_unknown_scale_is_refused():
 def test_box_is_completed_in_the_executed_notebook(tmp_path, monkeypatch):
     """The opening cell's output says 'measured when ...' until close(); the saved notebook holds the final box."""
     nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("from lib.opening import open_chapter\n"
+        nbformat.v4.new_code_cell("from lib.book.opening import open_chapter\n"
                                   "opening = open_chapter('zhang-randomization', 'smoke', {'max_epochs': 2}, "
                                   "reproduces='Figure 1 of {cite}`zhang2017rethinking`')"),
         nbformat.v4.new_code_cell("import pandas as pd\n"
@@ -78,8 +78,8 @@ def run_install_cell(monkeypatch, tmp_path, importable: bool, checkout: bool) ->
             magics.append((name, line))
 
     if checkout:
-        (tmp_path / "lib").mkdir()
-        (tmp_path / "lib" / "book.py").write_text("")
+        (tmp_path / "lib" / "book").mkdir(parents=True)
+        (tmp_path / "lib" / "book" / "build.py").write_text("")
     (tmp_path / "book").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "book")
     monkeypatch.setattr(sys, "path", list(sys.path))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lib.book import chapters
+from lib.book.build import chapters
 from lib.params import SCALES, load_params, params_path
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from conftest import execute_chapter_outputs
-from lib.claims import VERDICTS
+from lib.book.claims import VERDICTS
 
 CHARTS = 6  # Figures S1, S2 (MNIST and Fashion-MNIST), S3, S4, S5
 

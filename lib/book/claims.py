@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 VERDICTS = ("reproduced", "same trend", "differs")
 
 

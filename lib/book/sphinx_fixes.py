@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-SOURCES = Path(__file__).resolve().parents[1] / "book"
+SOURCES = Path(__file__).resolve().parents[2] / "book"
 
 
 def drop_repeated_scripts(app, pagename, templatename, context, doctree) -> None:

@@ -9,13 +9,13 @@ the site draws its charts with no network.
 
 Each executed notebook starts with :func:`install_cell` (hidden in the book), so that a downloaded
 notebook opened on Colab installs ``lib`` from the repository named in ``_config.yml``. Every
-chapter opens with a box (:mod:`lib.opening`) stating its scale and the compute time of the
+chapter opens with a box (:mod:`lib.book.opening`) stating its scale and the compute time of the
 execution that produced it.
 
 An executed chapter is reused when its source, its parameters file, the scale and the library
 source are unchanged (a stamp beside it records their hash); training runs are reused through
 the run cache regardless (:mod:`lib.runs`). Chapters save their paper-vs-ours claims
-(:mod:`lib.claims`) into the build folder; the intro and the scorecard, which summarize them,
+(:mod:`lib.book.claims`) into the build folder; the intro and the scorecard, which summarize them,
 run last, every time, and the build writes ``scorecard.json`` beside the site.
 
 Command line: ``python -m lib.book [--scale cpu] [--build-dir _build]``.
@@ -39,7 +39,7 @@ import yaml
 
 from lib.params import SCALES, params_path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOK_FILES = ("_config.yml", "_toc.yml")
 SUMMARY_PAGES = ("intro", "scorecard")  # pages that summarize the other chapters' results
 
@@ -82,7 +82,7 @@ import importlib.util, sys
 from pathlib import Path
 
 if importlib.util.find_spec("lib") is None:
-    if (Path.cwd().parent / "lib" / "book.py").is_file():  # a checkout of the repository
+    if (Path.cwd().parent / "lib" / "book" / "build.py").is_file():  # a checkout of the repository
         sys.path.insert(0, str(Path.cwd().parent))
     else:  # anywhere else: install it from the repository
         %pip install --quiet "lib @ git+{url}"
@@ -91,7 +91,7 @@ if importlib.util.find_spec("lib") is None:
 
 def _library_hash() -> str:
     digest = hashlib.sha256()
-    for path in sorted((REPO_ROOT / "lib").glob("*.py")):
+    for path in sorted((REPO_ROOT / "lib").rglob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -231,7 +231,7 @@ def build(scale: str = "cpu", build_dir: Path | str = REPO_ROOT / "_build", reus
         timings[chapter] = seconds
         log(f"  {chapter}: {'reused' if seconds == 0 else f'executed in {seconds:.0f} s'}")
     (build_dir / "timings.json").write_text(json.dumps({"scale": scale, "seconds": timings}, indent=1))
-    from lib.claims import write_scorecard
+    from lib.book.claims import write_scorecard
 
     write_scorecard(build_dir / "scorecard.json", scale)
     started = time.perf_counter()
