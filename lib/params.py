@@ -55,6 +55,9 @@ def load_params(chapter: str, scale: str = "cpu", overrides: dict | None = None)
         raise KeyError(f"override(s) {sorted(unknown)} are not parameters of {chapter!r}; known: {sorted(values)}")
     values = copy.deepcopy(values)
     values.update(overrides or {})
+    from lib import schemas
+
+    schemas.validate(chapter, values)  # a wrong value fails here, before anything is loaded or trained
     values["scale"] = scale
     values["overridden"] = sorted(overrides or {})
     return Params(values)
