@@ -207,3 +207,16 @@ def best_layer(accuracy: pd.DataFrame, by: Sequence[str], on: str = "test") -> p
     """For each group of ``by``, the layer with the highest MASC accuracy on set ``on``."""
     frame = accuracy[accuracy["set"] == on]
     return frame.loc[frame.groupby(list(by))["accuracy"].idxmax()].reset_index(drop=True)
+
+
+def input_decoding(config: RunConfig, explained_variance: float = 0.99) -> dict[str, float]:
+    """MASC on the preprocessed input alone (no network) for the data of ``config``: class subspaces from its
+    (corrupted) training labels, scored like :func:`decode_run`'s ``input`` layer. Cheap (one PCA per class),
+    so the chapter can show how the raw-input decoder moves with the number of training images."""
+    data = prepare_data(config)
+    train, test = data.x_train.flatten(1).numpy(), data.x_test.flatten(1).numpy()
+    masc = MASC(explained_variance=explained_variance, device=default_device()).fit(train, data.y_train.numpy())
+    predicted = masc.predict(train)
+    return {"corrupted train": float(np.mean(predicted == data.y_train.numpy())),
+            "original train": float(np.mean(predicted == data.y_train_original.numpy())),
+            "test": float(np.mean(masc.predict(test) == data.y_test.numpy()))}

@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from browser import CHROMIUM_FLAGS, Browser, chromium
 from conftest import papermill_cli
 from lib.book import build as book
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                  # the network is off: every host resolves nowhere and any proxy use goes to a closed port
-                  "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9"]
 
 
 @pytest.fixture(scope="module")
@@ -135,13 +131,6 @@ def test_pages_have_repository_launch_and_download_buttons(built):
         assert executed.cells[0].source == book.install_cell()
 
 
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    raise AssertionError("Chromium is required for the browser test (apt-get install chromium; `make test` does it)")
-
-
 def render(page: Path, profile: Path) -> tuple[str, str]:
     """The DOM of ``page`` after its scripts ran, and Chromium's log (console messages included)."""
     result = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr",
@@ -192,3 +181,61 @@ def test_papermill_command_line_with_overrides(tmp_path, monkeypatch):
     assert "`max_epochs = 2`" in box and "s to execute this page on" in box  # the box of a papermill run states its own time
     summary_dirs = list((tmp_path / "runs").glob("*/config.json"))
     assert summary_dirs and all(json.loads(p.read_text())["max_epochs"] == 2 for p in summary_dirs)
+
+
+def test_scorecard_summary_table_and_filter_in_chromium(built, tmp_path):
+    """At a 1300-pixel window: the summary charts are drawn, the verdict column is in view without scrolling,
+    and choosing a verdict in the filter shows exactly the claims with that verdict."""
+    build_dir, html = built
+    rows = json.loads((build_dir / "scorecard.json").read_text())
+    with Browser(tmp_path / "profile", width=1300, height=900) as browser:
+        browser.open(html / "book" / "scorecard.html",
+                     ready="document.querySelectorAll('svg.marks').length >= 2 && document.querySelector('.scorecard')")
+        assert browser.evaluate("document.querySelectorAll('svg.marks .role-mark path, svg.marks .role-mark rect').length") > 0
+        assert browser.evaluate("window.innerWidth") == 1300
+        table = browser.evaluate("""(() => {
+            const t = document.querySelector('.scorecard table');
+            const head = [...t.querySelectorAll('th')].find(th => th.textContent === 'verdict').getBoundingClientRect();
+            const box = t.parentElement.getBoundingClientRect();
+            return {right: head.right, width: window.innerWidth, table: t.scrollWidth, box: t.parentElement.clientWidth,
+                    docScroll: document.documentElement.scrollWidth, rows: t.querySelectorAll('tbody tr').length};
+        })()""")
+        assert table["rows"] == len(rows)
+        assert table["right"] <= table["width"] and table["table"] <= table["box"] + 1, table
+        assert table["docScroll"] <= table["width"], table  # no horizontal scrolling of the page
+        for verdict in sorted({r["verdict"] for r in rows}):
+            shown = browser.evaluate(f"""(() => {{
+                const s = document.querySelector('select[data-filter="verdict"]');
+                s.value = {json.dumps(verdict)}; s.dispatchEvent(new Event('change'));
+                return [...document.querySelectorAll('.scorecard tbody tr')]
+                    .filter(r => r.style.display !== 'none').map(r => r.dataset.verdict);
+            }})()""")
+            assert shown and set(shown) == {verdict} and len(shown) == sum(r["verdict"] == verdict for r in rows)
+        chapter = rows[0]["chapter"]
+        shown = browser.evaluate(f"""(() => {{
+            document.querySelector('select[data-filter="verdict"]').value = '';
+            const s = document.querySelector('select[data-filter="chapter"]');
+            s.value = {json.dumps(chapter)}; s.dispatchEvent(new Event('change'));
+            return [...document.querySelectorAll('.scorecard tbody tr')].filter(r => r.style.display !== 'none').length;
+        }})()""")
+        assert shown == sum(r["chapter"] == chapter for r in rows)
+
+
+def test_every_chapter_has_code_toggles_that_open(built, tmp_path):
+    """Cells that compute a figure, table or claim show their code one click away: a toggle per such cell."""
+    _, html = built
+    chapters = [c for c in book.chapters() if book.is_notebook(c) and c != "intro"]
+    with Browser(tmp_path / "profile") as browser:
+        for chapter in chapters:
+            browser.open(html / "book" / f"{chapter}.html")
+            count = browser.evaluate("document.querySelectorAll('details.hide.above-input').length")
+            assert count >= 1, chapter
+            state = browser.evaluate("""(() => {
+                const d = document.querySelector('details.hide.above-input');
+                const code = d.querySelector('pre');
+                const before = [d.open, code.getBoundingClientRect().height];
+                d.querySelector('summary').click();
+                return {before, after: [d.open, code.getBoundingClientRect().height], text: code.textContent.length};
+            })()""")
+            assert state["before"] == [False, 0] and state["after"][0] is True and state["after"][1] > 0, (chapter, state)
+            assert state["text"] > 10, chapter

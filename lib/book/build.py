@@ -135,8 +135,11 @@ def _hide_injected_parameters(notebook: Path) -> None:
 
 
 def execute_chapter(chapter: str, scale: str, output: Path, overrides: dict | None = None,
-                    reuse: bool = True) -> float:
-    """Execute ``book/<chapter>.md`` at ``scale`` into the notebook ``output``; returns seconds spent."""
+                    reuse: bool = True, progress: bool | str = False) -> float:
+    """Execute ``book/<chapter>.md`` at ``scale`` into the notebook ``output``; returns seconds spent.
+
+    ``progress`` shows papermill's bar over the chapter's cells (with its elapsed time) on standard error; a string
+    is the bar's label (the build passes ``"[k/n] chapter"``)."""
     import jupytext
     import nbformat
     import papermill
@@ -158,8 +161,14 @@ def execute_chapter(chapter: str, scale: str, output: Path, overrides: dict | No
     jupytext.write(notebook, source)
     parameters = {"scale": scale, "overrides": overrides}
     with _kernel_imports_this_lib():
+        bar = False
+        if progress:
+            bar = {"desc": progress if isinstance(progress, str) else chapter, "unit": "cell", "file": sys.stderr,
+                   "mininterval": 1.0, "dynamic_ncols": True}
+            if not sys.stderr.isatty():  # a log (CI, make > file): one line every 30 s instead of redraws
+                bar.update(mininterval=30.0, ncols=100)
         papermill.execute_notebook(str(source), str(output), parameters=parameters, cwd=str(REPO_ROOT / "book"),
-                                   kernel_name="python3", progress_bar=False)
+                                   kernel_name="python3", progress_bar=bar)
     source.unlink()
     _hide_injected_parameters(output)
     stamp_file.write_text(stamp)
@@ -212,9 +221,17 @@ def stage(build_dir: Path) -> Path:
     return site
 
 
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes}:{seconds:02d}"
+
+
 def build(scale: str = "cpu", build_dir: Path | str = REPO_ROOT / "_build", reuse: bool = True,
-          only: list[str] | None = None, log=print) -> Path:
-    """Execute every chapter at ``scale`` and render the site into ``build_dir/html``; returns that folder."""
+          only: list[str] | None = None, log=print, show_progress: bool = True) -> Path:
+    """Execute every chapter at ``scale`` and render the site into ``build_dir/html``; returns that folder.
+
+    ``log`` gets a line as each chapter starts (k of n, the build's elapsed time) and ends; ``show_progress``
+    shows papermill's bar over the executing chapter's cells."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {SCALES}")
     build_dir = Path(build_dir).resolve()
@@ -223,17 +240,21 @@ def build(scale: str = "cpu", build_dir: Path | str = REPO_ROOT / "_build", reus
     timings = {}
     # Summary pages read what the chapters found, so they run last and every time.
     order = [c for c in chapters() if c not in SUMMARY_PAGES] + [c for c in chapters() if c in SUMMARY_PAGES]
-    for chapter in order:
-        if only and chapter not in only and chapter not in SUMMARY_PAGES:
-            continue
+    order = [c for c in order if not only or c in only or c in SUMMARY_PAGES]
+    started = time.perf_counter()
+    for k, chapter in enumerate(order, 1):
+        label = f"[{k}/{len(order)}] {chapter}"
+        if is_notebook(chapter):
+            log(f"  {label}: executing at scale {scale!r} (book elapsed {_clock(time.perf_counter() - started)})")
         seconds = execute_chapter(chapter, scale, site / "book" / f"{chapter}.ipynb",
-                                  reuse=reuse and chapter not in SUMMARY_PAGES)
+                                  reuse=reuse and chapter not in SUMMARY_PAGES, progress=label if show_progress else False)
         timings[chapter] = seconds
-        log(f"  {chapter}: {'reused' if seconds == 0 else f'executed in {seconds:.0f} s'}")
+        log(f"  {label}: {'reused' if seconds == 0 else f'executed in {seconds:.0f} s'}")
     (build_dir / "timings.json").write_text(json.dumps({"scale": scale, "seconds": timings}, indent=1))
     from lib.book.claims import write_scorecard
 
     write_scorecard(build_dir / "scorecard.json", scale)
+    log(f"  rendering the site with jupyter-book (book elapsed {_clock(time.perf_counter() - started)})")
     started = time.perf_counter()
     result = subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(site), "--path-output", str(build_dir),
                              "--keep-going"], capture_output=True, text=True)

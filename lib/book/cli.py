@@ -34,7 +34,7 @@ def command_run(args: argparse.Namespace) -> int:
     output = Path(args.output or f"{args.chapter}-{args.scale}.ipynb").resolve()
     print(f"Executing book/{args.chapter}.md at scale {args.scale!r}"
           + (f" with {overrides}" if overrides else "") + f" → {output}")
-    seconds = book.execute_chapter(args.chapter, args.scale, output, overrides, reuse=False)
+    seconds = book.execute_chapter(args.chapter, args.scale, output, overrides, reuse=False, progress=args.chapter)
     print(f"Done in {seconds:.0f} s")
     return 0
 

@@ -184,3 +184,28 @@ def faceted_layers(lines: pd.DataFrame, references: pd.DataFrame | None, x: str,
     return (alt.layer(*layers, data=data).properties(width=width, height=height)
             .facet(row=alt.Row(f"{row}:O", title=row.replace("_", " ")), column=alt.Column(f"{column}:N", title=None))
             .resolve_scale(x="independent").properties(title=title))
+
+
+def data_size_chart(frame: pd.DataFrame, y: str, color: str, references: dict[str, float], title: str,
+                    y_title: str, x: str = "n_train", x_title: str = "training images (log scale)",
+                    paper_size: int | None = None) -> alt.LayerChart:
+    """How a measured value moves with the training-set size: one line per ``color`` value (log x axis), the
+    paper's value of each as a dashed line in the same colour, and the paper's data size as a vertical rule."""
+    check_rows(frame, title)
+    domain = list(dict.fromkeys(frame[color]))
+    colour = alt.Color(f"{color}:N", title=color.replace("_", " "), scale=alt.Scale(domain=domain))
+    lines = alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(type="log")),
+        y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(zero=False)), color=colour,
+        tooltip=[color, x, alt.Tooltip(f"{y}:Q", format=".3f")])
+    paper = pd.DataFrame([{color: k, "paper": v} for k, v in references.items() if k in domain])
+    layers = [lines]
+    if len(paper):
+        layers.append(alt.Chart(paper).mark_rule(strokeDash=[5, 4]).encode(
+            y="paper:Q", color=colour, tooltip=[color, alt.Tooltip("paper:Q", title="paper's value")]))
+    if paper_size:
+        size = pd.DataFrame({x: [paper_size], "label": ["paper's data size"]})
+        layers.append(alt.Chart(size).mark_rule(color="gray").encode(x=f"{x}:Q"))
+        layers.append(alt.Chart(size).mark_text(align="right", dx=-4, dy=8, color="gray", baseline="top").encode(
+            x=f"{x}:Q", y=alt.value(0), text="label:N"))
+    return alt.layer(*layers).properties(title=title, width=WIDTH, height=HEIGHT)

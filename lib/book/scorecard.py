@@ -1,0 +1,204 @@
+"""The scorecard page: a summary one can read at a glance, and every claim in a table that fits the page.
+
+- :func:`counts`: verdicts split by *substantive* vs *by construction* and by *paper's data size* vs *subset*
+  (see :mod:`lib.book.claims`), per chapter or overall;
+- :func:`verdict_chart`: stacked verdict bars per chapter, substantive and by-construction claims side by side;
+- :func:`numeric_chart`: every numeric claim as (ours − paper) in units of its tolerance, the ±1 band shaded,
+  coloured by verdict, so a reader sees how far off each differing number is and in which direction;
+- :func:`claims_table`: the HTML table with coloured verdicts and a small filter (chapter, verdict, kind, data)
+  written in plain JavaScript inside the page, so it works offline.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from lib.book.claims import VERDICTS
+
+COLOURS = {"reproduced": "#2e7d32", "same trend": "#1565c0", "differs": "#c62828"}
+KINDS = ("substantive", "by construction")
+SIZES = ("paper's data size", "subset")
+
+
+def _prepare(card: pd.DataFrame) -> pd.DataFrame:
+    card = card.copy()
+    card["kind"] = np.where(card.substantive.astype(bool), KINDS[0], KINDS[1])
+    card["size"] = np.where(card.at_paper_size.astype(bool), SIZES[0], SIZES[1])
+    return card
+
+
+def counts(card: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
+    """Number of claims per verdict (columns) for each group of ``by`` (e.g. ``["kind", "size"]``)."""
+    card = _prepare(card)
+    by = by or ["kind"]
+    table = card.groupby(by + ["verdict"]).size().unstack("verdict", fill_value=0)
+    table = table.reindex(columns=list(VERDICTS), fill_value=0)
+    table["total"] = table.sum(axis=1)
+    return table
+
+
+def summary_lines(card: pd.DataFrame) -> list[str]:
+    """The summary, substantive claims first: how many reproduce, at the paper's data size and on subsets."""
+    card = _prepare(card)
+    lines = []
+    for kind in KINDS:
+        part = card[card.kind == kind]
+        if part.empty:
+            continue
+        text = ", ".join(f"{int((part.verdict == v).sum())} {v}" for v in VERDICTS)
+        sizes = "; ".join(
+            f"{size}: " + ", ".join(f"{int(((part['size'] == size) & (part.verdict == v)).sum())} {v}" for v in VERDICTS)
+            for size in SIZES if (part["size"] == size).any())
+        name = f"{len(part)} substantive claims" if kind == KINDS[0] else f"{len(part)} claims that hold by construction"
+        lines.append(f"**{name}**: {text} ({sizes}).")
+    return lines
+
+
+def verdict_chart(card: pd.DataFrame) -> alt.Chart:
+    """Verdicts per chapter, stacked; substantive and by-construction claims in two panels."""
+    card = _prepare(card)
+    grouped = card.groupby(["chapter", "kind", "size", "verdict"]).size().rename("claims").reset_index()
+    order = list(dict.fromkeys(card.chapter))
+    return alt.Chart(grouped, title="Verdicts per chapter").mark_bar().encode(
+        y=alt.Y("chapter:N", sort=order, title=None),
+        x=alt.X("sum(claims):Q", title="claims"),
+        color=alt.Color("verdict:N", scale=alt.Scale(domain=list(COLOURS), range=list(COLOURS.values())),
+                        legend=alt.Legend(orient="bottom")),
+        order=alt.Order("verdict_order:Q"),
+        opacity=alt.Opacity("size:N", scale=alt.Scale(domain=list(SIZES), range=[1.0, 0.55]),
+                            legend=alt.Legend(title="measured on", orient="bottom")),
+        column=alt.Column("kind:N", sort=list(KINDS), title=None),
+        tooltip=["chapter", "kind", "size", "verdict", alt.Tooltip("sum(claims):Q", title="claims")],
+    ).transform_calculate(verdict_order=f"indexof({json.dumps(list(VERDICTS))}, datum.verdict)").properties(
+        width=300, height=max(60, 24 * len(order)))
+
+
+_NUMBER = re.compile(r"^\s*(-?[\d.,]+(?:e[-+]?\d+)?)")
+
+
+def _number(text: str) -> float:
+    match = _NUMBER.match(str(text))
+    if not match:
+        return float("nan")
+    try:
+        return float(match.group(1).replace(",", ""))
+    except ValueError:
+        return float("nan")
+
+
+def numeric_claims(card: pd.DataFrame) -> pd.DataFrame:
+    """The numeric claims (rule ``within ±tol``) with paper, ours, tolerance and (ours − paper) / tolerance."""
+    card = _prepare(card)
+    numeric = card[card.rule.str.startswith("within ±")].copy()
+    numeric["paper"] = numeric.paper_value.map(_number)
+    numeric["ours"] = numeric.our_value.map(_number)
+    numeric["tolerance"] = numeric.rule.str.removeprefix("within ±").map(_number)
+    numeric = numeric.dropna(subset=["paper", "ours", "tolerance"])
+    numeric = numeric[numeric.tolerance > 0]
+    numeric["offset"] = (numeric.ours - numeric.paper) / numeric.tolerance
+    numeric["shown"] = numeric.offset.clip(-10, 10)
+    return numeric
+
+
+def numeric_chart(card: pd.DataFrame) -> alt.Chart | None:
+    """Each numeric claim: how far ours is from the paper's value, in tolerances (clipped at ±10), by chapter."""
+    numeric = numeric_claims(card)
+    if numeric.empty:
+        return None
+    order = list(dict.fromkeys(numeric.chapter))
+    base = alt.Chart(numeric)
+    band = alt.Chart(pd.DataFrame({"low": [-1.0], "high": [1.0]})).mark_rect(color="#a5d6a7", opacity=0.45).encode(
+        x="low:Q", x2="high:Q")
+    points = base.mark_point(filled=True, size=55, opacity=0.85).encode(
+        x=alt.X("shown:Q", title="(ours − paper) / tolerance, clipped at ±10; the band is the tolerance",
+                scale=alt.Scale(domain=[-10.5, 10.5])),
+        y=alt.Y("chapter:N", sort=order, title=None),
+        yOffset=alt.YOffset("jitter:Q"),
+        color=alt.Color("verdict:N", scale=alt.Scale(domain=list(COLOURS), range=list(COLOURS.values())), legend=None),
+        shape=alt.Shape("size:N", scale=alt.Scale(domain=list(SIZES), range=["circle", "triangle-up"]),
+                        legend=alt.Legend(title="measured on", orient="bottom")),
+        tooltip=["chapter", "figure", "claim", alt.Tooltip("paper_value", title="paper"),
+                 alt.Tooltip("our_value", title="ours"), "rule", "data", "kind", "verdict"],
+    ).transform_calculate(jitter="random() * 16 - 8")
+    return (band + points).properties(width=620, height=max(80, 34 * len(order)),
+                                      title="Numeric claims: ours against the paper's value")
+
+
+FILTER_SCRIPT = """
+<script>
+(function () {
+  function apply(card) {
+    var wanted = {};
+    card.querySelectorAll("select[data-filter]").forEach(function (s) { wanted[s.dataset.filter] = s.value; });
+    var shown = 0;
+    card.querySelectorAll("tbody tr").forEach(function (row) {
+      var ok = Object.keys(wanted).every(function (k) { return !wanted[k] || row.dataset[k] === wanted[k]; });
+      row.style.display = ok ? "" : "none";
+      if (ok) { shown += 1; }
+    });
+    card.querySelector(".scorecard-count").textContent = shown + " of " + card.querySelectorAll("tbody tr").length + " claims shown";
+  }
+  document.querySelectorAll(".scorecard").forEach(function (card) {
+    card.querySelectorAll("select[data-filter]").forEach(function (s) {
+      s.addEventListener("change", function () { apply(card); });
+    });
+    apply(card);
+  });
+})();
+</script>
+"""
+
+STYLE = """
+<style>
+.scorecard table { table-layout: fixed; width: 100%; border-collapse: collapse; font-size: 0.78rem; }
+.scorecard th, .scorecard td { padding: 3px 5px; vertical-align: top; overflow-wrap: anywhere; word-break: normal;
+  border-bottom: 1px solid #ddd; text-align: left; }
+.scorecard col.c-chapter { width: 13%; } .scorecard col.c-figure { width: 10%; } .scorecard col.c-claim { width: 27%; }
+.scorecard col.c-paper { width: 11%; } .scorecard col.c-ours { width: 11%; } .scorecard col.c-verdict { width: 9%; }
+.scorecard col.c-data { width: 11%; } .scorecard col.c-kind { width: 8%; }
+.scorecard .verdict { font-weight: 600; color: white; border-radius: 3px; padding: 1px 4px; white-space: nowrap; }
+.scorecard .v-reproduced { background: #2e7d32; } .scorecard .v-same-trend { background: #1565c0; }
+.scorecard .v-differs { background: #c62828; }
+.scorecard .filters { display: flex; flex-wrap: wrap; gap: 0.6rem; align-items: center; margin: 0.5rem 0; font-size: 0.85rem; }
+</style>
+"""
+
+
+def _select(name: str, label: str, values: list[str]) -> str:
+    options = "".join(f'<option value="{html.escape(v)}">{html.escape(v)}</option>' for v in values)
+    return f'<label>{label} <select data-filter="{name}"><option value="">all</option>{options}</select></label>'
+
+
+def claims_table(card: pd.DataFrame) -> str:
+    """Every claim as an HTML table that fits the page, verdicts coloured, with an offline filter above it."""
+    card = _prepare(card)
+    rows = []
+    for _, r in card.iterrows():
+        anchor = f"#{r.section}" if r.section else ""
+        attributes = " ".join(f'data-{k}="{html.escape(str(v))}"' for k, v in
+                              (("chapter", r.chapter), ("verdict", r.verdict), ("kind", r.kind), ("size", r["size"])))
+        cells = [f'<a href="{html.escape(r.chapter)}.html{anchor}">{html.escape(r.chapter)}</a>',
+                 html.escape(str(r.figure)), html.escape(str(r.claim)), html.escape(str(r.paper_value)),
+                 html.escape(str(r.our_value)),
+                 f'<span class="verdict v-{r.verdict.replace(" ", "-")}" title="{html.escape(str(r.rule))}">'
+                 f'{html.escape(r.verdict)}</span>',
+                 html.escape(str(r.data)), html.escape(r.kind)]
+        rows.append(f"<tr {attributes}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    names = ["chapter", "figure", "claim", "paper", "ours", "verdict", "data", "kind"]
+    heads = ["chapter", "figure", "claim", "paper", "ours", "verdict", "measured on", "kind"]
+    filters = (_select("chapter", "chapter", list(dict.fromkeys(card.chapter)))
+               + _select("verdict", "verdict", [v for v in VERDICTS if (card.verdict == v).any()])
+               + _select("kind", "kind", [k for k in KINDS if (card.kind == k).any()])
+               + _select("size", "measured on", [s for s in SIZES if (card["size"] == s).any()])
+               + '<span class="scorecard-count"></span>')
+    return (STYLE + '<div class="scorecard">'
+            + f'<div class="filters">{filters}</div>'
+            + "<table><colgroup>" + "".join(f'<col class="c-{n}">' for n in names) + "</colgroup>"
+            + "<thead><tr>" + "".join(f"<th>{h}</th>" for h in heads) + "</tr></thead>"
+            + "<tbody>" + "".join(rows) + "</tbody></table></div>" + FILTER_SCRIPT)
