@@ -20,9 +20,11 @@ from lib.book import build as book
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("book")
+    lines = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LIB_CACHE_DIR", str(root / "runs"))
-        html = book.build("smoke", root / "build", reuse=False, log=lambda *_: None)
+        html = book.build("smoke", root / "build", reuse=False, log=lines.append)
+    (root / "build" / "build.log").write_text("\n".join(lines))
     return root / "build", html
 
 
@@ -43,6 +45,14 @@ def test_chapters_execute_without_errors(built):
     assert len(charts) == 3  # Figure 1a, 1b, 1c
     timings = json.loads((build_dir / "timings.json").read_text())
     assert timings["scale"] == "smoke" and set(timings["seconds"]) == set(book.chapters())
+    # the build says what it is doing: chapter k of n as it starts, with the book's elapsed time, and as it ends
+    log = (build_dir / "build.log").read_text()
+    n = len(book.chapters())
+    for k, chapter in enumerate([c for c in book.chapters() if c not in book.SUMMARY_PAGES], 1):
+        if not book.is_notebook(chapter):
+            continue
+        assert re.search(rf"\[{k}/{n}\] {re.escape(chapter)}: executing at scale 'smoke' \(book elapsed \d+:\d\d\)", log), (k, chapter)
+        assert re.search(rf"\[{k}/{n}\] {re.escape(chapter)}: executed in \d+ s", log), chapter
 
 
 def test_scorecard_is_written_from_the_chapters_claims(built):
@@ -233,9 +243,10 @@ def test_every_chapter_has_code_toggles_that_open(built, tmp_path):
             state = browser.evaluate("""(() => {
                 const d = document.querySelector('details.hide.above-input');
                 const code = d.querySelector('pre');
-                const before = [d.open, code.getBoundingClientRect().height];
+                const before = [d.open, code.checkVisibility()];
                 d.querySelector('summary').click();
-                return {before, after: [d.open, code.getBoundingClientRect().height], text: code.textContent.length};
+                return {before, after: [d.open, code.checkVisibility(), code.getBoundingClientRect().height > 0],
+                        text: code.textContent.length};
             })()""")
-            assert state["before"] == [False, 0] and state["after"][0] is True and state["after"][1] > 0, (chapter, state)
+            assert state["before"] == [False, False] and state["after"] == [True, True, True], (chapter, state)
             assert state["text"] > 10, chapter
