@@ -369,7 +369,7 @@ def depth_k_widths(sizes: list[int]) -> list[int]:
     Layer 0: 2 (x⁺, x⁻ = relu(±<a, z>)). Layer t = 1..g: m_t + 1 group units (Theorem 1's m_t kinks and one that
     zeroes the slope after the group), 4 indicator units, 2 carrying x (t < g), 2 gating group t-1 (t ≥ 2), 2
     carrying the running output (t ≥ 3). Layer g+1: 2 gating group g, 2 carrying the output (g ≥ 2).
-    So the width is ``max_t m_t + 11 = ⌈n/g⌉ + 11`` for g ≥ 4 (at most that for any g), and the depth (linear layers) is ``k = g + 3``.
+    So the width is ``max_t m_t + 11 = ⌈n/g⌉ + 11`` when g ≥ 4 divides n (at most that for any g), and the depth (linear layers) is ``k = g + 3``.
     """
     g = len(sizes)
     widths = [2]
