@@ -111,3 +111,33 @@ def validate(chapter: str, values: dict[str, Any]) -> ChapterParams | None:
         return cls.model_validate(values)
     except ValidationError as error:
         raise ParamsError(format_errors(chapter, error)) from None
+
+
+class ExpressivityDepthK(Entry):
+    n: PositiveInt                  # points (the first n of the chapter's MNIST subset)
+    groups: list[PositiveInt]       # g: depth k = g + 3 linear layers
+
+
+class ExpressivitySGD(Entry):
+    n_train: PositiveInt
+    generous_model: str             # a lib.models name far larger than the construction (e.g. mlp1x512); the chapter
+                                    # adds the 784-H-10 MLP with the fewest weights >= 2n + d
+    lr: PositiveFloat
+    lr_decay: PositiveFloat
+    max_epochs: PositiveInt
+    batch_size: PositiveInt
+
+
+@schema("zhang-expressivity")
+class ZhangExpressivity(ChapterParams):
+    dataset: str
+    sizes: list[PositiveInt]        # n of Theorem 1's fits (nested subsets of one random-label subset)
+    data_seed: Seed
+    projection_seed: Seed
+    best_of_draws: PositiveInt      # random directions tried by the best_of projection
+    bias_positions: list[Annotated[float, Field(gt=0, lt=1)]]   # θ of b_i = x_{i-1} + θ h_i, compared at max n
+    sv_iterations: PositiveInt      # power-iteration steps of the σ_max / σ_min estimates
+    svd_max_n: PositiveInt          # exact singular values (full SVD) up to this n
+    exact_n: PositiveInt            # n of the exact rational (Fraction) solve
+    depth_k: ExpressivityDepthK
+    sgd: ExpressivitySGD
