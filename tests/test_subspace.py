@@ -126,3 +126,13 @@ def test_runs_are_cached(isolated_cache):
     assert (cached_first, cached_second) == (False, True)
     assert second["summary"] == first["summary"]
     assert list((isolated_cache / "subspace").glob("*.json"))
+
+
+@pytest.mark.parametrize("name, shape, expected", [("mlp-200-200", (1, 28, 28), "mnist.fc.D"),
+                                                   ("lenet", (1, 28, 28), "mnist.lenet.D"),
+                                                   ("lenet", (3, 32, 32), "cifar10.lenet.D")])
+def test_networks_have_the_papers_parameter_counts(name, shape, expected):
+    from lib.models import build_model, count_parameters
+    from lib.papers import paper
+
+    assert count_parameters(build_model(name, shape, 10, seed=0)) == paper("li2018")[expected]
