@@ -142,6 +142,7 @@ class _EssayRuns(_SubspaceRuns):
 class _ShuffledRuns(Entry):
     model: str
     n_train: list[PositiveInt]           # subset sizes whose labels are all shuffled
+    n_test: PositiveInt = 1000
     batch_size: PositiveInt
     lr: PositiveFloat
     epochs: PositiveInt
