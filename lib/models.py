@@ -282,6 +282,28 @@ def masc_alexnet(input_shape: tuple[int, ...], num_classes: int = 100) -> Probed
     return ProbedSequential(blocks)
 
 
+# --- LeNet (Li et al. 2018's MNIST LeNet) -----------------------------------------------------------
+
+
+def lenet(input_shape: tuple[int, ...], num_classes: int = 10) -> ProbedSequential:
+    """LeNet as in Li, Farkhoor, Liu & Yosinski (2018): conv 5x5/6 → max-pool 2 → conv 5x5/16 →
+    max-pool 2 (both 'valid', ReLU) → FC 120 → FC 84 → linear output. On 28x28 MNIST the flatten is
+    16·4·4 = 256 and the network has 44,426 parameters, the paper's D (62,006 on 32x32x3 CIFAR-10).
+    Blocks: ``conv1``, ``conv2`` (with their pools), ``flatten``, ``fc1``, ``fc2``, ``output``."""
+    channels = input_shape[0]
+    blocks: OrderedDict[str, nn.Module] = OrderedDict(
+        conv1=nn.Sequential(nn.Conv2d(channels, 6, 5), nn.ReLU(), nn.MaxPool2d(2)),
+        conv2=nn.Sequential(nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2)),
+        flatten=nn.Flatten(),
+    )
+    with torch.no_grad():
+        previous = int(nn.Sequential(*blocks.values())(torch.zeros(1, *input_shape)).shape[1])
+    blocks["fc1"] = nn.Sequential(nn.Linear(previous, 120), nn.ReLU())
+    blocks["fc2"] = nn.Sequential(nn.Linear(120, 84), nn.ReLU())
+    blocks["output"] = nn.Linear(84, num_classes)
+    return ProbedSequential(blocks)
+
+
 # --- by name --------------------------------------------------------------------------------------
 
 _MLP_DEPTH = re.compile(r"^mlp(\d+)x(\d+)(-firstbias|-nobias)?$")
@@ -295,6 +317,7 @@ NAMED_MODELS: dict[str, Callable[[tuple[int, ...], int], nn.Module]] = {
     "masc-cnn": lambda shape, k: masc_cnn(shape, k),
     "masc-alexnet": lambda shape, k: masc_alexnet(shape, k),
 }
+NAMED_MODELS["lenet"] = lambda shape, k: lenet(shape, k)  # Li et al. 2018 (intrinsic dimension)
 
 
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:

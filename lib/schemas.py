@@ -141,3 +141,49 @@ class ZhangExpressivity(ChapterParams):
     exact_n: PositiveInt            # n of the exact rational (Fraction) solve
     depth_k: ExpressivityDepthK
     sgd: ExpressivitySGD
+class _SubspaceRuns(Entry):
+    """One network's subspace runs in the intrinsic-dimension chapter."""
+
+    model: str
+    n_train: PositiveInt | None          # None = all 60,000 training images
+    n_test: PositiveInt | None = None    # None = all 10,000 test images
+    batch_size: PositiveInt
+    lr: PositiveFloat                    # Adam's learning rate for θ_d
+    epochs: PositiveInt                  # epochs per subspace run (all trained; the last one is reported)
+    d: list[PositiveInt]
+    seeds: list[Seed]
+    projection: str = "auto"
+    direct_lr: PositiveFloat = 0.001     # Adam's learning rate of the directly trained reference
+    direct_epochs: PositiveInt = 10
+
+
+class _MnistRuns(_SubspaceRuns):
+    long_d: PositiveInt | None = None    # one d trained for long_epochs, to show what the epoch cut costs
+    long_epochs: PositiveInt | None = None
+
+
+class _EssayRuns(_SubspaceRuns):
+    models: list[str]
+    model: str = ""
+
+
+class _ShuffledRuns(Entry):
+    model: str
+    n_train: list[PositiveInt]           # subset sizes whose labels are all shuffled
+    n_test: PositiveInt = 1000
+    batch_size: PositiveInt
+    lr: PositiveFloat
+    epochs: PositiveInt
+    d: list[PositiveInt]
+    seed: Seed
+    criterion: Probability               # the training accuracy that counts as memorized
+
+
+@schema("weng-intrinsic-dimension")
+class WengIntrinsicDimension(ChapterParams):
+    torch_threads: PositiveInt | None    # None = torch's default
+    data_seed: Seed
+    mnist: _MnistRuns
+    essay: _EssayRuns
+    shuffled: _ShuffledRuns
+    lenet: _SubspaceRuns | None          # None = not trained at this scale (the paper's values are shown)
