@@ -141,6 +141,8 @@ class ZhangExpressivity(ChapterParams):
     exact_n: PositiveInt            # n of the exact rational (Fraction) solve
     depth_k: ExpressivityDepthK
     sgd: ExpressivitySGD
+
+
 class _SubspaceRuns(Entry):
     """One network's subspace runs in the intrinsic-dimension chapter."""
 
