@@ -43,6 +43,15 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100")
 SYNTHETIC = ("random-vectors",)  # generated in memory, never looked for on disk
+# (training, test) images of each data set, to check a subset's size without reading the data
+SIZES = {"mnist": (60_000, 10_000), "fashion-mnist": (60_000, 10_000), "cifar10": (50_000, 10_000),
+         "cifar100": (50_000, 10_000), "random-vectors": (100, 100)}
+SPLIT_SIZES = {"theunissen": (55_000, 10_000)}  # Theunissen et al. Appendix A: 55k train / 5k validation / 10k evaluation
+
+
+def split_sizes(name: str, split: str = "standard") -> tuple[int, int]:
+    """(training, test) images of data set ``name`` under ``split`` (see :func:`resplit`), from :data:`SIZES`."""
+    return SPLIT_SIZES.get(split, SIZES[name]) if name in SIZES else SIZES[name]
 
 
 @dataclass(frozen=True)
