@@ -175,9 +175,9 @@ def _quarantine(path: Path, problem: str) -> None:
                   stacklevel=3)
 
 
-def _quarantine_if_damaged(path: Path) -> None:
+def _quarantine_if_damaged(path: Path, verify: Iterable[str] = ()) -> None:
     if path.is_dir():
-        problem = entry_problem(path)
+        problem = entry_problem(path, verify)
         if problem is not None:
             _quarantine(path, problem)
 
@@ -256,7 +256,7 @@ def _load_or_none(config: RunConfig, with_weights: bool = True) -> TrainedRun | 
         return load(config, with_weights=with_weights)
     except DamagedRunError:
         with run_locks([config]):
-            _quarantine_if_damaged(path)
+            _quarantine_if_damaged(path, RUN_FILES)
         return None
 
 

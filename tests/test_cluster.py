@@ -24,6 +24,16 @@ BASE = RunConfig(dataset="mnist", n_train=256, n_test=128, preprocessing="scale"
                  max_epochs=2, stop_train_acc=None, batch_size=64, randomization="partial_labels", test_every=1000)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread, as each Dask worker and each test subprocess here: tiny runs are faster so, and a
+    machine shared by many processes does not thrash."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def mnist_slice(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.getbasetemp() / "mnist-slice"
