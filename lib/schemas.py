@@ -28,7 +28,11 @@ configurations directly gets the same messages.
 
 from __future__ import annotations
 
+import ast
+import functools
 import numbers
+import re
+from pathlib import Path
 from typing import Annotated, Any, Callable
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -51,41 +55,72 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _known_model(name: Any) -> bool:
-    from lib import models
+def _constants(module: str) -> dict[str, Any]:
+    """Name tables of a lib module (``models``, ``data``, ``corrupt``, ``train``): its live values if it is
+    imported already, else read from its source without importing it (they import torch, seconds on a busy
+    machine, and a bad parameter must fail at once)."""
+    import sys
 
-    return isinstance(name, str) and bool(models._MLP_DEPTH.match(name) or models._MLP_WIDTHS.match(name)
-                                          or name in models.NAMED_MODELS)
+    live = sys.modules.get(f"lib.{module}")
+    return vars(live) if live is not None else _source_constants(module)
+
+
+@functools.lru_cache(maxsize=None)
+def _source_constants(module: str) -> dict[str, Any]:
+    """The literal assignments of ``lib/<module>.py`` (dict keys for dicts, the pattern of ``re.compile``)."""
+    source = Path(__file__).with_name(f"{module}.py")
+    values: dict[str, Any] = {}
+    for node in ast.parse(source.read_text()).body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
+            node.target if isinstance(node, ast.AnnAssign) else None)
+        if not isinstance(target, ast.Name) or node.value is None:
+            continue
+        name, value = target.id, node.value
+        if isinstance(value, ast.Dict):  # a literal dict, or the keys of one whose values are code
+            try:
+                values[name] = ast.literal_eval(value)
+            except ValueError:
+                values[name] = tuple(ast.literal_eval(k) for k in value.keys if isinstance(k, ast.Constant))
+        elif isinstance(value, ast.Call) and getattr(value.func, "attr", "") == "compile" and value.args:
+            values[name] = re.compile(ast.literal_eval(value.args[0]))
+        else:
+            try:
+                values[name] = ast.literal_eval(value)
+            except ValueError:
+                continue
+    return values
+
+
+def _known_model(name: Any) -> bool:
+    models = _constants("models")
+    return isinstance(name, str) and bool(models["_MLP_DEPTH"].match(name) or models["_MLP_WIDTHS"].match(name)
+                                          or name in models["NAMED_MODELS"])
 
 
 def _model_message() -> str:
-    from lib import models
-
-    return f"is not a known model: use mlp{{depth}}x{{width}}, mlp-W1-W2-..., or one of {sorted(models.NAMED_MODELS)}"
+    return (f"is not a known model: use mlp{{depth}}x{{width}}, mlp-W1-W2-..., or one of "
+            f"{sorted(_constants('models')['NAMED_MODELS'])}")
 
 
 def _datasets() -> tuple[str, ...]:
-    from lib import data
-
-    return tuple(data.DATASETS) + tuple(data.SYNTHETIC)
+    data = _constants("data")
+    return tuple(data["DATASETS"]) + tuple(data["SYNTHETIC"])
 
 
 def _randomizations() -> tuple[str, ...]:
-    from lib import corrupt
-
-    return tuple(corrupt.RANDOMIZATIONS)
+    return tuple(_constants("corrupt")["RANDOMIZATIONS"])
 
 
 def _preprocessings() -> tuple[str, ...]:
-    from lib import data
-
-    return tuple(data.PREPROCESSING)
+    return tuple(_constants("data")["PREPROCESSING"])
 
 
 def _initializations() -> tuple[str, ...]:
-    from lib import models
+    return tuple(_constants("models")["INITIALIZATIONS"])
 
-    return tuple(models.INITIALIZATIONS)
+
+def _splits() -> tuple[str, ...]:
+    return tuple(_constants("train")["SPLITS"])
 
 
 NOISE_TYPES = ("label_noise", "gaussian_input", "structured_input")  # Theunissen et al., Algorithms 1-3
@@ -93,11 +128,6 @@ OPTIMIZERS = ("sgd", "adam")
 LOSSES = ("cross_entropy", "mse")
 PRECISIONS = ("fp32", "bf16")
 
-
-def _splits() -> tuple[str, ...]:
-    from lib import train
-
-    return tuple(train.SPLITS)
 
 
 def _one_of(choices: Callable[[], tuple[str, ...]] | tuple[str, ...]) -> tuple[Callable[[Any], bool], Callable[[], str]]:
@@ -170,11 +200,10 @@ def check_subset(dataset: str, n_train: Any, n_test: Any, split: str = "standard
 
     Sizes come from :data:`lib.data.SIZES` (no data is read). ``where`` prefixes the keys in the message
     (e.g. ``models.alexnet.``)."""
-    from lib import data
-
-    sizes = data.split_sizes(dataset, split) if dataset in data.SIZES else None
-    if sizes is None:
+    data = _constants("data")
+    if dataset not in data["SIZES"]:
         return
+    sizes = data["SPLIT_SIZES"].get(split, data["SIZES"][dataset])  # as lib.data.split_sizes
     for key, value, size, part in (("n_train", n_train, sizes[0], "training"), ("n_test", n_test, sizes[1], "test")):
         if _is_int(value) and value > size:
             raise _located(f"{where}{key}: {value!r} — must be at most {size} ({dataset} has {size:,} {part} images"

@@ -98,13 +98,27 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand; a bad parameter, scale, data set or cache entry ends in one ``error: ...`` line
+    (exit status 2) that names it, never in a traceback."""
     args = parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (KeyError, ValueError, FileNotFoundError) as error:  # bad parameters, scales, missing data
+    except (KeyError, ValueError, FileNotFoundError) as error:  # bad parameters (ParamsError), scales, missing data
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"error: {message}", file=sys.stderr)
         return 2
+    except Exception as error:
+        # a chapter that failed inside its kernel: papermill's error carries the exception's name and value
+        if type(error).__name__ == "PapermillExecutionError":
+            print(f"error: book/{getattr(args, 'chapter', '?')}.md failed: {error.ename}: {error.evalue}",
+                  file=sys.stderr)
+            return 2
+        from lib.runs import DamagedRunError
+
+        if isinstance(error, DamagedRunError):
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":
