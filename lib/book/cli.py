@@ -55,9 +55,12 @@ def command_runs(args: argparse.Namespace) -> int:
             print(f"No runs cached in {cache_dir()}")
             return 0
         columns = [c for c in ("key", "dataset", "model", "randomization", "corruption", "n_train", "seed", "epochs",
-                               "final_train_acc", "final_test_acc", "train_seconds") if c in frame]
+                               "final_train_acc", "final_test_acc", "train_seconds", "intact") if c in frame]
         print(frame[columns].to_string(index=False))
         print(f"\n{len(frame)} runs in {cache_dir()}")
+        for key in frame.key[~frame.intact] if "intact" in frame else []:
+            print(f"damaged (never used; retrained when next asked for): {cache_dir() / key}  "
+                  f"clear it with: rm -rf {cache_dir() / key}")
         return 0
     if not args.yes and sys.stdin.isatty():
         if input(f"Delete every cached run in {cache_dir()}? [y/N] ").strip().lower() != "y":
