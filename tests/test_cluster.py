@@ -3,7 +3,6 @@ local backend, and a worker killed with SIGKILL mid-grid still leaves every run 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading

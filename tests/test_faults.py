@@ -4,7 +4,6 @@ same run train it once; a damaged cache entry is never used; a truncated data fi
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import signal
 import subprocess
