@@ -28,6 +28,8 @@ import gzip
 import os
 import pickle
 import shutil
+import zipfile
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -43,6 +45,15 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100")
 SYNTHETIC = ("random-vectors",)  # generated in memory, never looked for on disk
+# (training, test) images of each data set, to check a subset's size without reading the data
+SIZES = {"mnist": (60_000, 10_000), "fashion-mnist": (60_000, 10_000), "cifar10": (50_000, 10_000),
+         "cifar100": (50_000, 10_000), "random-vectors": (100, 100)}
+SPLIT_SIZES = {"theunissen": (55_000, 10_000)}  # Theunissen et al. Appendix A: 55k train / 5k validation / 10k evaluation
+
+
+def split_sizes(name: str, split: str = "standard") -> tuple[int, int]:
+    """(training, test) images of data set ``name`` under ``split`` (see :func:`resplit`), from :data:`SIZES`."""
+    return SPLIT_SIZES.get(split, SIZES[name]) if name in SIZES else SIZES[name]
 
 
 @dataclass(frozen=True)
@@ -114,20 +125,48 @@ def _expected_files(name: str, root: Path) -> list[Path]:
 # Readers for each on-disk format
 
 
+class DatasetCorrupt(ValueError):
+    """A data file exists but cannot be read whole (truncated, damaged); the message names the file."""
+
+
+_READ_ERRORS = (EOFError, OSError, zlib.error, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, KeyError,
+                IndexError)
+
+
+def _corrupt(path: Path, error: BaseException) -> DatasetCorrupt:
+    return DatasetCorrupt(f"data file {path} is damaged or truncated ({type(error).__name__}: {error}). "
+                          f"Replace it with an intact copy (e.g. from ../shared/data, or delete it to let torchvision "
+                          f"download it again).")
+
+
 def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (LeCun's MNIST format), gzip-compressed or not."""
+    """Read an IDX file (LeCun's MNIST format), gzip-compressed or not; :class:`DatasetCorrupt` if damaged."""
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except _READ_ERRORS as error:
+        raise _corrupt(path, error) from None
+    if len(data) < 4:
+        raise _corrupt(path, EOFError(f"only {len(data)} bytes"))
     magic = int.from_bytes(data[0:4], "big")
     if magic >> 8 != 0x08:  # 0x08 = unsigned byte
-        raise ValueError(f"{path}: not a uint8 IDX file (magic {magic:#x})")
+        raise DatasetCorrupt(f"{path}: not a uint8 IDX file (magic {magic:#x})")
     ndim = magic & 0xFF
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    array = np.frombuffer(data, dtype=np.uint8, offset=min(4 + 4 * ndim, len(data)))
     if array.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: header says {shape} but holds {array.size} values (truncated file?)")
+        raise DatasetCorrupt(f"data file {path}: header says {shape} but holds {array.size} values (truncated file?)")
     return array.reshape(shape)
+
+
+def _read_npz(path: Path, keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file (or those named in ``keys``), read now; :class:`DatasetCorrupt` if damaged."""
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in (keys or z.files)}
+    except _READ_ERRORS as error:
+        raise _corrupt(path, error) from None
 
 
 def _find_idx(folder: Path, stem: str) -> Path | None:
@@ -149,7 +188,7 @@ def _load_cifar10_npz(folder: Path) -> tuple[np.ndarray, ...] | None:
     names = [f"data_batch_{k}.npz" for k in range(1, 6)] + ["test_batch.npz"]
     if not all((folder / n).is_file() for n in names):
         return None
-    batches = [np.load(folder / n) for n in names]
+    batches = [_read_npz(folder / n, ("x", "y")) for n in names]
     x_train = np.concatenate([b["x"] for b in batches[:5]])
     y_train = np.concatenate([b["y"] for b in batches[:5]])
     return x_train.transpose(0, 3, 1, 2), y_train, batches[5]["x"].transpose(0, 3, 1, 2), batches[5]["y"]
@@ -159,8 +198,7 @@ def _load_cifar100_npz(folder: Path) -> tuple[np.ndarray, ...] | None:
     files = sorted(folder.glob("*.npz")) if folder.is_dir() else []
     data: dict[str, np.ndarray] = {}
     for f in files:
-        with np.load(f) as z:
-            data.update({k: z[k] for k in z.files})
+        data.update(_read_npz(f))
     if not all(k in data for k in ("x_train", "y_train", "x_test", "y_test")):
         return None
     hwc = data["x_train"].shape[-1] == 3
@@ -169,8 +207,11 @@ def _load_cifar100_npz(folder: Path) -> tuple[np.ndarray, ...] | None:
 
 
 def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="latin1")
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="latin1")
+    except _READ_ERRORS as error:
+        raise _corrupt(path, error) from None
 
 
 def _load_cifar_pickles(folder: Path, hundred: bool) -> tuple[np.ndarray, ...] | None:

@@ -316,8 +316,8 @@ NAMED_MODELS: dict[str, Callable[[tuple[int, ...], int], nn.Module]] = {
     "inception_nobn": lambda shape, k: small_inception(shape[0], k, batchnorm=False),
     "masc-cnn": lambda shape, k: masc_cnn(shape, k),
     "masc-alexnet": lambda shape, k: masc_alexnet(shape, k),
+    "lenet": lambda shape, k: lenet(shape, k),  # Li et al. 2018 (intrinsic dimension)
 }
-NAMED_MODELS["lenet"] = lambda shape, k: lenet(shape, k)  # Li et al. 2018 (intrinsic dimension)
 
 
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:

@@ -7,19 +7,36 @@ or a probe reuses every run. Each run directory is written to a temporary name a
 place, so an interrupted build never leaves a half-written run; a run that was interrupted in the
 middle resumes from its checkpoint.
 
-Layout: ``<cache>/<key>/{config.json, summary.json, history.json, model.pt, corrupted.pt}`` with
-``<cache>`` = ``$LIB_CACHE_DIR`` or ``<repo>/_runs``.
+Layout: ``<cache>/<key>/{config.json, summary.json, history.json, model.pt, corrupted.pt, manifest.json}``
+with ``<cache>`` = ``$LIB_CACHE_DIR`` or ``<repo>/_runs`` (a shared filesystem path when several machines
+share it, see README "Scaling out").
+
+Faults: ``manifest.json`` (each file's size and SHA-256) is written last inside the temporary folder, and a
+run counts as cached only when its folder and manifest agree; a damaged entry (a truncated ``model.pt`` or
+``history.json``, a missing file) is never used: :func:`load` reports it with its path and the command that
+clears it, and :func:`run` / :func:`run_grid` move it aside (``<cache>/.damaged/``) and train it again. A
+per-run lock (``<cache>/.locks/<key>.lock``, ``fcntl.flock``, released by the kernel if its process dies)
+makes two processes that ask for the same run at once train it once: the second waits and reads the first's
+result. Checkpoints (``<cache>/.checkpoints/``) are written every ``$LIB_CHECKPOINT_EVERY_S`` seconds (60),
+so a killed run resumes where it stopped. Every stored run appends one line to ``<cache>/.finished.log``
+(an audit: each key should appear once). Grids run in this process or, with ``$LIB_DASK_SCHEDULER`` or
+``scheduler=``, on a Dask cluster (:mod:`lib.cluster`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import itertools
 import json
 import os
 import shutil
+import socket
+import sys
+import time
 import uuid
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -57,30 +74,157 @@ def _run_path(config: RunConfig) -> Path:
     return cache_dir() / run_key(config)
 
 
+MANIFEST = "manifest.json"
+RUN_FILES = ("config.json", "summary.json", "history.json", "model.pt", "corrupted.pt")
+
+
+class DamagedRunError(RuntimeError):
+    """A cached run's files do not match its manifest (truncated, missing or changed): it is not used."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def entry_problem(path: Path, verify: Iterable[str] = ()) -> str | None:
+    """What is wrong with the cache entry at ``path`` (``None``: intact). Sizes of every file are checked
+    against the manifest; the files named in ``verify`` also by their SHA-256."""
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        return f"no {MANIFEST} (an unfinished write, or an entry from an older lib)"
+    try:
+        manifest = json.loads(manifest_path.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"{MANIFEST} is unreadable ({type(error).__name__})"
+    for name in RUN_FILES:
+        if name not in manifest:
+            return f"{MANIFEST} does not list {name}"
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        size = file.stat().st_size
+        if size != manifest[name]["bytes"]:
+            return f"{name} has {size} bytes, the manifest says {manifest[name]['bytes']} (truncated?)"
+    for name in verify:
+        if _sha256(path / name) != manifest[name]["sha256"]:
+            return f"{name} does not match its SHA-256 in the manifest (changed or corrupted)"
+    return None
+
+
 def is_cached(config: RunConfig) -> bool:
-    return (_run_path(config) / "summary.json").is_file()
+    """Whether an intact entry of ``config`` is in the cache (its files' sizes match its manifest)."""
+    path = _run_path(config)
+    return path.is_dir() and entry_problem(path) is None
+
+
+def _clear_command(path: Path) -> str:
+    return f"rm -rf {path}"
+
+
+def _write_file(path: Path, data: bytes | None = None, obj=None) -> None:
+    """Write bytes (or a torch object) and flush them to disk before the manifest names them."""
+    with open(path, "wb") as f:
+        if obj is not None:
+            torch.save(obj, f)
+        else:
+            f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _save(run: TrainedRun, path: Path) -> None:
     temporary = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:8]}"
     temporary.mkdir(parents=True)
-    (temporary / "config.json").write_text(json.dumps(run.config.to_dict(), indent=1, sort_keys=True))
-    (temporary / "summary.json").write_text(json.dumps(run.summary, indent=1, sort_keys=True))
-    # JSON through Python's float repr: every value reads back bit for bit (CSV did not with pandas 2's parser)
-    (temporary / "history.json").write_text(json.dumps(run.history.to_dict(orient="list")))
-    torch.save(run.state_dict, temporary / "model.pt")
-    torch.save(run.corrupted, temporary / "corrupted.pt")
+    try:
+        _write_file(temporary / "config.json", json.dumps(run.config.to_dict(), indent=1, sort_keys=True).encode())
+        _write_file(temporary / "summary.json", json.dumps(run.summary, indent=1, sort_keys=True).encode())
+        # JSON through Python's float repr: every value reads back bit for bit (CSV did not with pandas 2's parser)
+        _write_file(temporary / "history.json", json.dumps(run.history.to_dict(orient="list")).encode())
+        _write_file(temporary / "model.pt", obj=run.state_dict)
+        _write_file(temporary / "corrupted.pt", obj=run.corrupted)
+        files = {name: {"bytes": (temporary / name).stat().st_size, "sha256": _sha256(temporary / name)}
+                 for name in RUN_FILES}
+        manifest = dict(key=path.name, code_version=code_version(), files=files, host=socket.gethostname(),
+                        pid=os.getpid(), written=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        _write_file(temporary / MANIFEST, json.dumps(manifest, indent=1).encode())  # last: the entry is complete
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
     try:
         os.replace(temporary, path)
     except OSError:  # another process finished the same run first: keep theirs
         shutil.rmtree(temporary, ignore_errors=True)
+        return
+    with open(cache_dir() / ".finished.log", "a") as log:  # audit: one line per stored run
+        log.write(f"{path.name} {socket.gethostname()} {os.getpid()} {manifest['written']}\n")
+
+
+def _quarantine(path: Path, problem: str) -> None:
+    """Move a damaged entry out of the way (kept for inspection under ``<cache>/.damaged/``), with a warning."""
+    destination = path.parent / ".damaged" / f"{path.name}-{uuid.uuid4().hex[:8]}"
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(path, destination)
+    except FileNotFoundError:  # another process moved it already
+        return
+    warnings.warn(f"cached run {path} was damaged ({problem}); not used, moved to {destination}, training it again",
+                  stacklevel=3)
+
+
+def _quarantine_if_damaged(path: Path, verify: Iterable[str] = ()) -> None:
+    if path.is_dir():
+        problem = entry_problem(path, verify)
+        if problem is not None:
+            _quarantine(path, problem)
+
+
+@contextlib.contextmanager
+def run_locks(configs: Sequence[RunConfig]):
+    """Hold the lock of every run of ``configs`` (in key order, so two holders never deadlock).
+
+    ``fcntl.flock`` on ``<cache>/.locks/<key>.lock``: the kernel releases it when its process exits or is
+    killed, so a dead worker never leaves a run locked. Where ``fcntl`` does not exist (Windows) there is
+    no lock, and two processes may both train a run; the cache then keeps one intact copy."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    folder = cache_dir() / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    handles = []
+    try:
+        for key in sorted({run_key(c) for c in configs}):
+            handle = open(folder / f"{key}.lock", "a+")
+            handles.append(handle)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"run {key} is being trained by another process; waiting for it", file=sys.stderr)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        for handle in reversed(handles):
+            handle.close()  # closing releases the lock
 
 
 def load(config: RunConfig, with_weights: bool = True) -> TrainedRun:
-    """Read a cached run (raises ``KeyError`` if it was never run with the current code)."""
+    """Read a cached run (raises ``KeyError`` if it was never run with the current code, and
+    :class:`DamagedRunError`, naming the entry and the command that clears it, if its files do not
+    match its manifest: sizes always, SHA-256 of every file read)."""
     path = _run_path(config)
-    if not (path / "summary.json").is_file():
+    if not path.is_dir():
         raise KeyError(f"run {run_key(config)} is not in the cache {cache_dir()}: {config}")
+    verify = ["summary.json", "history.json"] + (["model.pt", "corrupted.pt"] if with_weights else [])
+    problem = entry_problem(path, verify)
+    if problem is not None:
+        raise DamagedRunError(f"cached run {path} is damaged: {problem}. It was not used. Clear it with "
+                              f"`{_clear_command(path)}` (the next run trains it again), or the whole cache with "
+                              f"`python -m lib runs clear`.")
     summary = json.loads((path / "summary.json").read_text())
     history = pd.DataFrame(json.loads((path / "history.json").read_text()))
     state = torch.load(path / "model.pt", weights_only=True) if with_weights else {}
@@ -88,15 +232,46 @@ def load(config: RunConfig, with_weights: bool = True) -> TrainedRun:
     return TrainedRun(config, history, summary, state, corrupted)
 
 
-def run(config: RunConfig, device: torch.device | None = None, progress: bool | None = None) -> TrainedRun:
-    """The run of ``config``: from the cache if it is there, else trained now and stored."""
+def checkpoint_interval() -> float:
+    """Seconds between checkpoints of a running run: ``$LIB_CHECKPOINT_EVERY_S`` (default 60)."""
+    return float(os.environ.get("LIB_CHECKPOINT_EVERY_S", 60))
+
+
+def _train_and_store(config: RunConfig, device: torch.device | None, progress: bool | None) -> TrainedRun:
+    """Train ``config`` (resuming its checkpoint if there is one) and store it; the caller holds its lock."""
     path = _run_path(config)
-    if is_cached(config):
-        return load(config)
     checkpoint = cache_dir() / ".checkpoints" / f"{path.name}.pt"
-    trained = train(config, device=device, checkpoint=checkpoint, progress=progress)
+    trained = train(config, device=device, checkpoint=checkpoint, checkpoint_every_s=checkpoint_interval(),
+                    progress=progress)
     _save(trained, path)
     return trained
+
+
+def _load_or_none(config: RunConfig, with_weights: bool = True) -> TrainedRun | None:
+    """The cached run, or ``None`` if it is missing or damaged (a damaged entry is moved aside with a warning)."""
+    path = _run_path(config)
+    if not path.is_dir():
+        return None
+    try:
+        return load(config, with_weights=with_weights)
+    except DamagedRunError:
+        with run_locks([config]):
+            _quarantine_if_damaged(path, RUN_FILES)
+        return None
+
+
+def run(config: RunConfig, device: torch.device | None = None, progress: bool | None = None) -> TrainedRun:
+    """The run of ``config``: from the cache if it is there (and intact), else trained now and stored.
+
+    Holds the run's lock while training, so a second process asking for it waits and reads this one's result."""
+    cached = _load_or_none(config)
+    if cached is not None:
+        return cached
+    with run_locks([config]):
+        _quarantine_if_damaged(_run_path(config))
+        if is_cached(config):  # another process trained it while we waited
+            return load(config)
+        return _train_and_store(config, device, progress)
 
 
 def grid(base: RunConfig, **axes: Sequence) -> list[RunConfig]:
@@ -111,7 +286,7 @@ def batching_enabled() -> bool:
 
 
 def train_missing(configs: Sequence[RunConfig], device: torch.device | None = None, batched: bool | None = None,
-                  max_batch: int | None = None) -> None:
+                  max_batch: int | None = None, scheduler: str | None = None) -> None:
     """Train and store every configuration that is not cached yet.
 
     Runs that can share a batch (:func:`lib.batched.batch_key`) are trained together as one stacked
@@ -119,12 +294,23 @@ def train_missing(configs: Sequence[RunConfig], device: torch.device | None = No
     that is faster on this device (:func:`lib.batched.prefers_batched`) and ``LIB_BATCHED`` is not
     0; the rest one by one. Each run is stored as soon as its batch finishes. ``max_batch``
     defaults to 32 on a GPU (a whole paper grid of small models in one stack) and 8 elsewhere.
+
+    ``scheduler`` (default ``$LIB_DASK_SCHEDULER``): a Dask scheduler address (``tcp://host:8786``),
+    ``local:N`` (a ``LocalCluster`` of N worker processes) or a scheduler file; the runs are then
+    trained by the cluster's workers (:func:`lib.cluster.train_on_cluster`), into the same cache.
+    ``""`` or ``"none"``: here, in this process (the default when the variable is not set).
     """
     from lib.batched import architecture, batch_key, prefers_batched, train_batched
 
+    missing = list(dict.fromkeys(c for c in configs if not is_cached(c)))
+    spec = os.environ.get("LIB_DASK_SCHEDULER", "") if scheduler is None else scheduler
+    if missing and spec.strip().lower() not in ("", "none", "off", "0"):
+        from lib.cluster import train_on_cluster
+
+        train_on_cluster(missing, spec, batched=batched, max_batch=max_batch)
+        return
     device = device or default_device()
     max_batch = max_batch or (32 if device.type == "cuda" else 8)
-    missing = list(dict.fromkeys(c for c in configs if not is_cached(c)))
     groups: dict[tuple, list[RunConfig]] = {}
     for config in missing:
         groups.setdefault(batch_key(config), []).append(config)
@@ -138,29 +324,45 @@ def train_missing(configs: Sequence[RunConfig], device: torch.device | None = No
         stack = stack and len(group) > 1
         chunks = [group[i:i + max_batch] for i in range(0, len(group), max_batch)] if stack else [[c] for c in group]
         for chunk in chunks:
-            if len(chunk) == 1:
-                run(chunk[0], device=device)
-            else:
-                keys = hashlib.sha256("".join(run_key(c) for c in chunk).encode()).hexdigest()[:20]
-                checkpoint = cache_dir() / ".checkpoints" / f"batch-{keys}.pt"
-                for trained in train_batched(chunk, device=device, checkpoint=checkpoint):
-                    _save(trained, _run_path(trained.config))
+            with run_locks(chunk):  # another process may have trained some of them meanwhile
+                for config in chunk:
+                    _quarantine_if_damaged(_run_path(config))
+                todo = [c for c in chunk if not is_cached(c)]
+                if len(todo) == 1:
+                    _train_and_store(todo[0], device, None)
+                elif todo:
+                    keys = hashlib.sha256("".join(run_key(c) for c in todo).encode()).hexdigest()[:20]
+                    checkpoint = cache_dir() / ".checkpoints" / f"batch-{keys}.pt"
+                    for trained in train_batched(todo, device=device, checkpoint=checkpoint,
+                                                 checkpoint_every_s=checkpoint_interval()):
+                        _save(trained, _run_path(trained.config))
             bar.update(len(chunk))
     bar.close()
 
 
-def run_grid(configs: Iterable[RunConfig], device: torch.device | None = None, batched: bool | None = None) -> pd.DataFrame:
+def _load_repairing(config: RunConfig, device: torch.device | None, with_weights: bool = False) -> TrainedRun:
+    """Load a run that :func:`train_missing` just made sure of; a damaged entry is moved aside and retrained."""
+    found = _load_or_none(config, with_weights=with_weights)
+    if found is None:
+        train_missing([config], device=device, scheduler="")
+        found = load(config, with_weights=with_weights)
+    return found
+
+
+def run_grid(configs: Iterable[RunConfig], device: torch.device | None = None, batched: bool | None = None,
+             scheduler: str | None = None) -> pd.DataFrame:
     """Run (or fetch) every configuration; one row per run with its config fields and summary.
 
-    Cached runs are read; the rest are trained (:func:`train_missing`: batched where that pays),
-    each stored as soon as it finishes, so an interrupted grid resumes where it stopped.
+    Cached runs are read; the rest are trained (:func:`train_missing`: batched where that pays, here or
+    on a Dask cluster, see ``scheduler`` there), each stored as soon as it finishes, so an interrupted
+    grid resumes where it stopped.
     """
     configs = list(configs)
     was_cached = [is_cached(c) for c in configs]
-    train_missing(configs, device=device, batched=batched)
+    train_missing(configs, device=device, batched=batched, scheduler=scheduler)
     rows = []
     for config, cached in zip(configs, was_cached):
-        result = load(config, with_weights=False)
+        result = _load_repairing(config, device)
         rows.append({**config.to_dict(), **result.summary, "key": run_key(config), "cached": cached})
     frame = pd.DataFrame(rows)
     for column in ("converged_epoch", "converged_step"):  # None (never converged) becomes NaN
@@ -169,13 +371,14 @@ def run_grid(configs: Iterable[RunConfig], device: torch.device | None = None, b
     return frame
 
 
-def grid_history(configs: Iterable[RunConfig], device: torch.device | None = None) -> pd.DataFrame:
+def grid_history(configs: Iterable[RunConfig], device: torch.device | None = None,
+                 scheduler: str | None = None) -> pd.DataFrame:
     """Per-epoch histories of every configuration in long format, with the config fields as columns."""
     configs = list(configs)
-    train_missing(configs, device=device)
+    train_missing(configs, device=device, scheduler=scheduler)
     frames = []
     for config in configs:
-        history = load(config, with_weights=False).history
+        history = _load_repairing(config, device).history
         frames.append(history.assign(**{k: v for k, v in config.to_dict().items()}))
     return pd.concat(frames, ignore_index=True)
 
@@ -184,8 +387,12 @@ def cached_runs() -> pd.DataFrame:
     """Every run in the cache (current code or not), one row each."""
     rows = []
     for path in sorted(cache_dir().glob("*/summary.json")):
-        config = json.loads((path.parent / "config.json").read_text())
-        rows.append({"key": path.parent.name, **config, **json.loads(path.read_text())})
+        try:
+            config = json.loads((path.parent / "config.json").read_text())
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError):
+            config, summary = {}, {}
+        rows.append({"key": path.parent.name, **config, **summary, "intact": entry_problem(path.parent) is None})
     return pd.DataFrame(rows)
 
 

@@ -4,7 +4,7 @@ Each chapter's parameters are a pydantic model registered under the chapter's na
 :func:`lib.params.load_params` validates the file with its overrides against it, so a wrong value fails at once,
 before any data is loaded or any run trained, with a message that names the key, the value given and what is
 allowed, e.g. ``max_epochs: -3 — must be a positive integer``. Unknown keys are errors too (``extra="forbid"``),
-also inside nested entries (a model entry of a grid).
+also inside nested entries (a model entry of a grid). Every chapter with a parameters file must have a schema.
 
 A new chapter adds its class here::
 
@@ -13,27 +13,238 @@ A new chapter adds its class here::
         n_train: PositiveInt | None   # None = the whole training set
         lr: PositiveFloat
         corruption: list[Probability]
+
+Value types (each fails with the words in quotes): ``PositiveInt`` ("must be a positive integer"),
+``NonNegativeInt``, ``Seed``, ``PositiveFloat``, ``NonNegativeFloat``, ``Probability`` (in [0, 1]),
+``Fraction`` (in (0, 1], e.g. ``stop_train_acc``), ``ModelName`` (a model :func:`lib.models.build_model`
+builds), ``DatasetName`` (:data:`lib.data.DATASETS` and the synthetic ones), ``RandomizationName``
+(:data:`lib.corrupt.RANDOMIZATIONS`), ``NoiseType`` (Theunissen et al.'s three), ``PreprocessingName``,
+``OptimizerName``, ``InitName``. Sizes of subsets are checked against the data set with
+:func:`check_subset` (in a ``model_validator``), cheaply, from :data:`lib.data.SIZES`.
+
+The same rules guard :class:`lib.train.RunConfig` (:func:`check_run_config`), so code that builds
+configurations directly gets the same messages.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import ast
+import functools
+import numbers
+import re
+from pathlib import Path
+from typing import Annotated, Any, Callable
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 SCHEMAS: dict[str, type["ChapterParams"]] = {}
-
-PositiveInt = Annotated[int, Field(gt=0, strict=True)]
-NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegativeFloat = Annotated[float, Field(ge=0)]
-Probability = Annotated[float, Field(ge=0, le=1)]
-Seed = Annotated[int, Field(ge=0, strict=True)]
 
 
 class ParamsError(ValueError):
     """A chapter's parameters do not fit its schema; the message names every bad key, its value and what is allowed."""
 
+
+# --- rules: one predicate and one message per kind of value, shared by the schemas and RunConfig ------------------
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _constants(module: str) -> dict[str, Any]:
+    """Name tables of a lib module (``models``, ``data``, ``corrupt``, ``train``): its live values if it is
+    imported already, else read from its source without importing it (they import torch, seconds on a busy
+    machine, and a bad parameter must fail at once)."""
+    import sys
+
+    live = sys.modules.get(f"lib.{module}")
+    return vars(live) if live is not None else _source_constants(module)
+
+
+@functools.lru_cache(maxsize=None)
+def _source_constants(module: str) -> dict[str, Any]:
+    """The literal assignments of ``lib/<module>.py`` (dict keys for dicts, the pattern of ``re.compile``)."""
+    source = Path(__file__).with_name(f"{module}.py")
+    values: dict[str, Any] = {}
+    for node in ast.parse(source.read_text()).body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
+            node.target if isinstance(node, ast.AnnAssign) else None)
+        if not isinstance(target, ast.Name) or node.value is None:
+            continue
+        name, value = target.id, node.value
+        if isinstance(value, ast.Dict):  # a literal dict, or the keys of one whose values are code
+            try:
+                values[name] = ast.literal_eval(value)
+            except ValueError:
+                values[name] = tuple(ast.literal_eval(k) for k in value.keys if isinstance(k, ast.Constant))
+        elif isinstance(value, ast.Call) and getattr(value.func, "attr", "") == "compile" and value.args:
+            values[name] = re.compile(ast.literal_eval(value.args[0]))
+        else:
+            try:
+                values[name] = ast.literal_eval(value)
+            except ValueError:
+                continue
+    return values
+
+
+def _known_model(name: Any) -> bool:
+    models = _constants("models")
+    return isinstance(name, str) and bool(models["_MLP_DEPTH"].match(name) or models["_MLP_WIDTHS"].match(name)
+                                          or name in models["NAMED_MODELS"])
+
+
+def _model_message() -> str:
+    return (f"is not a known model: use mlp{{depth}}x{{width}}, mlp-W1-W2-..., or one of "
+            f"{sorted(_constants('models')['NAMED_MODELS'])}")
+
+
+def _datasets() -> tuple[str, ...]:
+    data = _constants("data")
+    return tuple(data["DATASETS"]) + tuple(data["SYNTHETIC"])
+
+
+def _randomizations() -> tuple[str, ...]:
+    return tuple(_constants("corrupt")["RANDOMIZATIONS"])
+
+
+def _preprocessings() -> tuple[str, ...]:
+    return tuple(_constants("data")["PREPROCESSING"])
+
+
+def _initializations() -> tuple[str, ...]:
+    return tuple(_constants("models")["INITIALIZATIONS"])
+
+
+def _splits() -> tuple[str, ...]:
+    return tuple(_constants("train")["SPLITS"])
+
+
+NOISE_TYPES = ("label_noise", "gaussian_input", "structured_input")  # Theunissen et al., Algorithms 1-3
+OPTIMIZERS = ("sgd", "adam")
+LOSSES = ("cross_entropy", "mse")
+PRECISIONS = ("fp32", "bf16")
+
+
+
+def _one_of(choices: Callable[[], tuple[str, ...]] | tuple[str, ...]) -> tuple[Callable[[Any], bool], Callable[[], str]]:
+    get = choices if callable(choices) else (lambda: choices)
+    return (lambda v: isinstance(v, str) and v in get()), (lambda: f"must be one of {', '.join(get())}")
+
+
+RULES: dict[str, tuple[Callable[[Any], bool], Callable[[], str] | str]] = {
+    "positive_int": (lambda v: _is_int(v) and v > 0, "must be a positive integer"),
+    "non_negative_int": (lambda v: _is_int(v) and v >= 0, "must be a non-negative integer"),
+    "seed": (lambda v: _is_int(v) and v >= 0, "must be a non-negative integer (a seed)"),
+    "positive_float": (lambda v: _is_number(v) and v > 0, "must be a positive number"),
+    "non_negative_float": (lambda v: _is_number(v) and v >= 0, "must be a number at least 0"),
+    "probability": (lambda v: _is_number(v) and 0 <= v <= 1, "must be a probability in [0, 1]"),
+    "fraction": (lambda v: _is_number(v) and 0 < v <= 1, "must be a number in (0, 1] (greater than 0, at most 1)"),
+    "boolean": (lambda v: isinstance(v, bool), "must be true or false"),
+    "model": (_known_model, _model_message),
+    "dataset": _one_of(_datasets),
+    "randomization": _one_of(_randomizations),
+    "noise_type": _one_of(NOISE_TYPES),
+    "preprocessing": _one_of(_preprocessings),
+    "optimizer": _one_of(OPTIMIZERS),
+    "loss": _one_of(LOSSES),
+    "precision": _one_of(PRECISIONS),
+    "split": _one_of(_splits),
+    "init": _one_of(_initializations),
+}
+
+
+def rule_message(kind: str) -> str:
+    message = RULES[kind][1]
+    return message() if callable(message) else message
+
+
+def _checked(kind: str, base: type) -> Any:
+    """An ``Annotated`` type that accepts ``base`` and fails with :data:`RULES`' message for ``kind``."""
+    ok = RULES[kind][0]
+
+    def check(value: Any) -> Any:
+        if not ok(value):
+            raise PydanticCustomError(kind, rule_message(kind))
+        return value
+
+    return Annotated[base, BeforeValidator(check)]
+
+
+PositiveInt = _checked("positive_int", int)
+NonNegativeInt = _checked("non_negative_int", int)
+Seed = _checked("seed", int)
+PositiveFloat = _checked("positive_float", float)
+NonNegativeFloat = _checked("non_negative_float", float)
+Probability = _checked("probability", float)
+Fraction = _checked("fraction", float)  # (0, 1]: a training-accuracy threshold, an explained variance
+ModelName = _checked("model", str)
+DatasetName = _checked("dataset", str)
+RandomizationName = _checked("randomization", str)
+NoiseType = _checked("noise_type", str)
+PreprocessingName = _checked("preprocessing", str)
+OptimizerName = _checked("optimizer", str)
+InitName = _checked("init", str)
+
+
+def _located(message: str) -> PydanticCustomError:
+    """An error of a check across keys; its message names its own keys (no context: braces stay as written)."""
+    return PydanticCustomError("located", message)
+
+
+def check_subset(dataset: str, n_train: Any, n_test: Any, split: str = "standard", where: str = "") -> None:
+    """Fail if ``n_train`` / ``n_test`` ask for more images than ``dataset`` (with ``split``) holds.
+
+    Sizes come from :data:`lib.data.SIZES` (no data is read). ``where`` prefixes the keys in the message
+    (e.g. ``models.alexnet.``)."""
+    data = _constants("data")
+    if dataset not in data["SIZES"]:
+        return
+    sizes = data["SPLIT_SIZES"].get(split, data["SIZES"][dataset])  # as lib.data.split_sizes
+    for key, value, size, part in (("n_train", n_train, sizes[0], "training"), ("n_test", n_test, sizes[1], "test")):
+        if _is_int(value) and value > size:
+            raise _located(f"{where}{key}: {value!r} — must be at most {size} ({dataset} has {size:,} {part} images"
+                           + (f" in the {split} split" if split != "standard" else "") + ")")
+
+
+def check_run_config(values: dict[str, Any], owner: str = "RunConfig") -> None:
+    """Check the fields of a :class:`lib.train.RunConfig` (as a dict) with the schemas' rules; raise
+    :class:`ParamsError` naming every bad field, its value and what is allowed. Fields not listed in
+    :data:`RUN_CONFIG_RULES` are not checked here."""
+    problems = []
+    for name, (kind, optional) in RUN_CONFIG_RULES.items():
+        if name not in values:
+            continue
+        value = values[name]
+        if value is None and optional:
+            continue
+        if not RULES[kind][0](value):
+            problems.append(f"{name}: {value!r} — {rule_message(kind)}" + (" or null" if optional else ""))
+    if not problems and all(k in values for k in ("dataset", "n_train", "n_test")):
+        try:
+            check_subset(values["dataset"], values["n_train"], values["n_test"], values.get("split", "standard"))
+        except PydanticCustomError as error:
+            problems.append(error.message())
+    if problems:
+        raise ParamsError(f"invalid {owner}:\n  " + "\n  ".join(problems))
+
+
+RUN_CONFIG_RULES: dict[str, tuple[str, bool]] = {  # field → (rule, None allowed)
+    "dataset": ("dataset", False), "n_train": ("positive_int", True), "n_test": ("positive_int", True),
+    "randomization": ("randomization", False), "corruption": ("probability", False), "corrupt_test": ("boolean", False),
+    "preprocessing": ("preprocessing", False), "data_seed": ("seed", False), "split": ("split", False),
+    "model": ("model", False), "seed": ("seed", False), "init": ("init", False), "optimizer": ("optimizer", False),
+    "lr": ("positive_float", False), "momentum": ("probability", False), "lr_decay": ("positive_float", False),
+    "weight_decay": ("non_negative_float", False), "batch_size": ("positive_int", False), "loss": ("loss", False),
+    "max_epochs": ("positive_int", False), "stop_train_acc": ("fraction", True), "precision": ("precision", False),
+    "test_every": ("positive_int", False),
+}
+
+
+# --- the mechanism ----------------------------------------------------------------------------------------------
 
 class ChapterParams(BaseModel):
     """Base of every chapter's schema: unknown keys are errors, values are checked, nothing is coerced silently."""
@@ -64,14 +275,20 @@ _MESSAGES = {  # pydantic's words for a constraint, in the book's words
     "less_than_equal": "must be at most {le}",
     "int_type": "must be an integer",
     "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
     "float_type": "must be a number",
     "float_parsing": "must be a number",
     "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
     "string_type": "must be a string",
     "list_type": "must be a list",
+    "tuple_type": "must be a list",
     "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
     "extra_forbidden": "is not a known parameter",
     "missing": "is required",
+    "too_short": "must have at least {min_length} item(s)",
+    "none_required": "must be null",
 }
 
 
@@ -87,12 +304,34 @@ def _describe(error: dict) -> str:
     return text
 
 
+_TYPE_TAGS = ("int", "float", "str", "none", "list", "dict", "bool", "constrained-int", "constrained-float",
+              "function-before", "function-after", "function-plain", "function-wrap", "tuple")
+
+
+def _location(parts: tuple) -> str:
+    kept = []
+    for part in parts:
+        text = str(part)
+        if text.startswith(("function-", "union[", "nullable[", "lax-or-strict[", "json-or-python[")) or text in _TYPE_TAGS:
+            continue
+        if text == "[key]":  # a bad key of a mapping: the key itself was already named
+            continue
+        kept.append(text)
+    return ".".join(kept)
+
+
 def format_errors(chapter: str, error: ValidationError) -> str:
     lines = []
-    for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"] if not str(part).startswith(("function-", "union[")))
-        location = ".".join(p for p in location.split(".") if p not in ("int", "float", "str", "none", "list", "dict",
-                                                                        "bool", "constrained-int", "constrained-float"))
+    items = error.errors()
+    # a union (X | None) reports one error per branch; "must be null" is noise beside the real one
+    located = {_location(i["loc"]) for i in items if i["type"] != "none_required"}
+    for item in items:
+        location = _location(item["loc"])
+        if item["type"] == "none_required" and location in located:
+            continue
+        if item["type"] == "located":  # a cross-field check: its message names its own keys
+            lines.append(item["msg"])
+            continue
         given = item.get("input")
         shown = "" if item["type"] in ("missing",) else f": {given!r}"
         lines.append(f"{location}{shown} — {_describe(item)}")
@@ -111,6 +350,188 @@ def validate(chapter: str, values: dict[str, Any]) -> ChapterParams | None:
         return cls.model_validate(values)
     except ValidationError as error:
         raise ParamsError(format_errors(chapter, error)) from None
+
+
+# --- the chapters' schemas (a new chapter appends its own class below) -----------------------------------------
+
+NonEmpty = Field(min_length=1)
+
+
+def _must_name(value: Any, names, key: str, what: str) -> None:
+    if value not in names:
+        raise _located(f"{key}: {value!r} — must be one of {what}: {', '.join(map(str, names)) or '(none)'}")
+
+
+class ZhangModel(Entry):
+    """One architecture of Zhang et al.'s Figure 1 grid (keyed by its model name)."""
+
+    lr: PositiveFloat
+    n_train: PositiveInt | None
+    lr_decay: PositiveFloat
+    corruption_levels: Annotated[list[Probability], NonEmpty]
+
+
+class ZhangDataSizes(Entry):
+    """The data-size panel: true-label runs of these models on growing subsets."""
+
+    models: Annotated[list[ModelName], NonEmpty]
+    sizes: Annotated[list[PositiveInt], NonEmpty]
+
+
+@schema("zhang-randomization")
+class ZhangRandomization(ChapterParams):
+    """Zhang et al. 2017, Figure 1: label-corruption grid per model and the pixel randomizations."""
+
+    dataset: DatasetName
+    n_test: PositiveInt | None
+    batch_size: PositiveInt
+    max_epochs: PositiveInt
+    stop_train_acc: Fraction | None
+    test_every: PositiveInt
+    seed: Seed
+    data_seed: Seed
+    models: Annotated[dict[ModelName, ZhangModel], NonEmpty]
+    loss_curve_model: ModelName
+    data_sizes: ZhangDataSizes
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        _must_name(self.loss_curve_model, list(self.models), "loss_curve_model", "the models")
+        for i, name in enumerate(self.data_sizes.models):
+            _must_name(name, list(self.models), f"data_sizes.models.{i}", "the models")
+        for n in self.data_sizes.sizes:
+            check_subset(self.dataset, n, None, where="data_sizes.sizes.")
+        check_subset(self.dataset, None, self.n_test)
+        for name, entry in self.models.items():
+            check_subset(self.dataset, entry.n_train, None, where=f"models.{name}.")
+        return self
+
+
+class TheunissenFigure1(Entry):
+    model: ModelName
+    lr: PositiveFloat
+    max_epochs: PositiveInt
+    stop_train_acc: Fraction | None
+
+
+class TheunissenFigure4(Entry):
+    model: ModelName
+    dataset: DatasetName
+    corruption: Probability
+    n_train: PositiveInt | None
+    max_epochs: PositiveInt
+    stop_train_acc: Fraction | None
+
+
+@schema("theunissen-noise")
+class TheunissenNoise(ChapterParams):
+    """Theunissen, Davel & Barnard 2019, Appendix A: 10x512 MLPs under label, Gaussian and structured noise."""
+
+    datasets: Annotated[list[DatasetName], NonEmpty]
+    noise_types: Annotated[list[NoiseType], NonEmpty]
+    corruption_levels: Annotated[list[Probability], NonEmpty]
+    n_train: PositiveInt | None
+    n_test: PositiveInt | None
+    data_seed: Seed
+    model: ModelName
+    init: InitName
+    lr: PositiveFloat
+    batch_size: PositiveInt
+    max_epochs: PositiveInt
+    stop_train_acc: Fraction | None
+    test_every: PositiveInt
+    seeds: Annotated[list[Seed], NonEmpty]
+    enough: Fraction | None
+    fit_threshold: Probability
+    probe_chunk: PositiveInt
+    figure1: TheunissenFigure1
+    figure4: TheunissenFigure4
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        for dataset in self.datasets:
+            check_subset(dataset, self.n_train, self.n_test, split="theunissen")
+        check_subset(self.figure4.dataset, self.figure4.n_train, None, split="theunissen", where="figure4.")
+        return self
+
+
+class MascModel(Entry):
+    """One model entry of the MASC grid: architecture, data, optimizer and stopping criterion (section 3.1, A.2)."""
+
+    dataset: DatasetName
+    model: ModelName
+    preprocessing: PreprocessingName
+    optimizer: OptimizerName
+    lr: PositiveFloat
+    momentum: Probability
+    batch_size: PositiveInt
+    n_train: PositiveInt | None
+    max_epochs: PositiveInt
+    stop_train_acc: Fraction | None
+    corruption_levels: Annotated[list[Probability], NonEmpty] | None = None  # None: the chapter's levels
+    paper: Annotated[list[str], NonEmpty]  # the paper's names: architecture, data set, optimizer
+
+
+class MascDataSizes(Entry):
+    """The data-size panel: the clean model on growing subsets, and MASC on the raw input at corruption ``p``."""
+
+    model: str
+    p: Probability
+    sizes: Annotated[list[PositiveInt], NonEmpty]
+    input_sizes: Annotated[list[PositiveInt], NonEmpty]
+
+
+@schema("masc-decoding")
+class MascDecoding(ChapterParams):
+    """MASC ("Decoding generalization from memorization"): the grid of models × corruption degrees × seeds."""
+
+    n_test: PositiveInt | None
+    seeds: Annotated[list[Seed], NonEmpty]
+    data_seed: Seed
+    test_every: PositiveInt
+    corruption_levels: Annotated[list[Probability], NonEmpty]
+    control_levels: list[Probability]
+    variances: Annotated[list[Fraction], NonEmpty]
+    variance_model: str
+    decode_seed_only: Seed | None
+    torch_threads: PositiveInt | None
+    models: Annotated[dict[str, MascModel], NonEmpty]
+    extra_models: dict[str, MascModel]
+    optimizer_pairs: list[Annotated[list[str], Field(min_length=2, max_length=2)]]
+    data_sizes: MascDataSizes
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        names = [*self.models, *self.extra_models]
+        _must_name(self.data_sizes.model, list(self.models), "data_sizes.model", "the models")
+        dataset = self.models[self.data_sizes.model].dataset
+        for n in [*self.data_sizes.sizes, *self.data_sizes.input_sizes]:
+            check_subset(dataset, n, None, where="data_sizes.")
+        _must_name(self.variance_model, list(self.models), "variance_model", "the models")
+        if self.decode_seed_only is not None:
+            _must_name(self.decode_seed_only, self.seeds, "decode_seed_only", "the seeds")
+        for i, pair in enumerate(self.optimizer_pairs):
+            for j, name in enumerate(pair):
+                _must_name(name, names, f"optimizer_pairs.{i}.{j}", "the models and extra_models")
+        for group, entries in (("models", self.models), ("extra_models", self.extra_models)):
+            for name, entry in entries.items():
+                check_subset(entry.dataset, entry.n_train, self.n_test, where=f"{group}.{name}.")
+        return self
+
+
+@schema("synthesis")
+class Synthesis(ChapterParams):
+    """Cross-paper synthesis: MASC on Theunissen et al.'s networks and their layer metrics on MASC's MLP."""
+
+    theunissen_datasets: Annotated[list[DatasetName], NonEmpty]
+    theunissen_noise_types: Annotated[list[NoiseType], NonEmpty]
+    theunissen_levels: Annotated[list[Probability], NonEmpty] | None
+    masc_model: str
+    masc_levels: Annotated[list[Probability], NonEmpty] | None
+    masc_seeds: Annotated[list[Seed], NonEmpty] | None
+    variance: Fraction
+    probe_chunk: PositiveInt
+    torch_threads: PositiveInt | None
 
 
 class ExpressivityDepthK(Entry):

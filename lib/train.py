@@ -87,16 +87,11 @@ class RunConfig:
     test_every: int = 1
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        if self.loss not in ("cross_entropy", "mse"):
-            raise ValueError(f"loss must be 'cross_entropy' or 'mse', got {self.loss!r}")
-        if self.init not in INITIALIZATIONS:
-            raise ValueError(f"init must be one of {INITIALIZATIONS}, got {self.init!r}")
-        if self.split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        # every field against lib.schemas' rules (types, ranges, known names, subset sizes), with the messages of
+        # the parameter files: raises lib.schemas.ParamsError (a ValueError) naming each bad field
+        from lib.schemas import check_run_config
+
+        check_run_config(asdict(self))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,11 +1,22 @@
-"""Parameter files: every chapter has all three scales, and overrides are validated."""
+"""Parameter files: every chapter has all three scales, every file validates against its chapter's schema, and a
+bad value fails at once (in load_params, in RunConfig, in `python -m lib run`, in papermill, in the book build)
+with a message naming the key, the value and what is allowed, before anything is trained."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
+from lib import schemas
 from lib.book.build import chapters
-from lib.params import SCALES, load_params, params_path
+from lib.params import PARAMS_DIR, SCALES, chapters_with_params, load_params, params_path
+from lib.train import RunConfig
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("scale", SCALES)
@@ -13,6 +24,45 @@ def test_every_chapter_with_parameters_has_every_scale(scale):
     for chapter in chapters():
         if params_path(chapter, "cpu").is_file():
             assert params_path(chapter, scale).is_file(), f"{chapter} has no {scale} parameters"
+
+
+def test_every_params_file_validates_and_every_chapter_with_params_has_a_schema():
+    files = sorted(PARAMS_DIR.glob("*/*.yaml"))
+    assert len(files) >= 12
+    for file in files:
+        assert file.parent.name in SCALES, f"{file}: not a scale folder"
+        assert file.stem in schemas.SCHEMAS, f"{file}: chapter {file.stem!r} has no schema in lib/schemas.py"
+        load_params(file.stem, file.parent.name)  # raises ParamsError naming the bad key
+    assert set(chapters_with_params()) <= set(schemas.SCHEMAS)
+
+
+def test_the_name_tables_read_without_torch_match_the_modules():
+    """lib.schemas reads lib's names from source (a bad parameter must not wait for torch); they must agree."""
+    import lib.corrupt
+    import lib.data
+    import lib.models
+    import lib.train
+
+    for module, names in ((lib.models, ("INITIALIZATIONS", "NAMED_MODELS", "_MLP_DEPTH", "_MLP_WIDTHS")),
+                          (lib.data, ("DATASETS", "SYNTHETIC", "PREPROCESSING", "SIZES", "SPLIT_SIZES")),
+                          (lib.corrupt, ("RANDOMIZATIONS",)), (lib.train, ("SPLITS",))):
+        source = schemas._source_constants(module.__name__.split(".")[1])
+        for name in names:
+            live, read = getattr(module, name), source[name]
+            if hasattr(live, "pattern"):
+                assert read.pattern == live.pattern
+            elif isinstance(read, tuple) and isinstance(live, dict):  # a dict of code: its keys
+                assert read == tuple(live), (module.__name__, name)
+            else:
+                assert read == live, (module.__name__, name)
+
+
+def test_a_chapter_without_a_schema_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr("lib.params.PARAMS_DIR", tmp_path)
+    (tmp_path / "smoke").mkdir()
+    (tmp_path / "smoke" / "unschemed.yaml").write_text("n: 1\n")
+    with pytest.raises(schemas.ParamsError, match="no schema"):
+        load_params("unschemed", "smoke")
 
 
 def test_overrides_apply_and_typos_fail():
@@ -29,3 +79,118 @@ def test_paper_scale_is_the_papers_protocol():
     assert p.models["inception"]["lr"] == 0.1 and p.models["alexnet"]["lr"] == 0.01
     assert all(m["lr_decay"] == 0.95 and m["n_train"] is None for m in p.models.values())
     assert p.stop_train_acc == 1.0
+
+
+NESTED_TYPO = {"mlp1x512": {"lr": 0.01, "n_trian": 500, "lr_decay": 0.999, "corruption_levels": [0.0]}}
+
+# (chapter, overrides, words the message must hold); each of these is a mistake a reader can make
+BAD = [
+    ("zhang-randomization", {"max_epochs": -3}, "max_epochs: -3 — must be a positive integer"),
+    ("zhang-randomization", {"batch_size": 0}, "batch_size: 0 — must be a positive integer"),
+    ("zhang-randomization", {"stop_train_acc": 1.5}, "stop_train_acc: 1.5 — must be a number in (0, 1]"),
+    ("zhang-randomization", {"n_test": 99999999}, "n_test: 99999999 — must be at most 10000 (cifar10 has 10,000 test"),
+    ("zhang-randomization", {"loss_curve_model": "resnet99"}, "loss_curve_model: 'resnet99' — is not a known model"),
+    ("zhang-randomization", {"dataset": "imagenet"}, "dataset: 'imagenet' — must be one of mnist, fashion-mnist, cifar10"),
+    ("theunissen-noise", {"corruption_levels": [0.0, 1.5]}, "corruption_levels.1: 1.5 — must be a probability in [0, 1]"),
+    ("zhang-randomization", {"max_epochs": "ten"}, "max_epochs: 'ten' — must be a positive integer"),
+    ("zhang-randomization", {"max_epochs": 2.5}, "max_epochs: 2.5 — must be a positive integer"),
+    ("zhang-randomization", {"models": NESTED_TYPO}, "models.mlp1x512.n_trian: 500 — is not a known parameter"),
+    ("masc-decoding", {"models": {"MLP-MNIST": {"dataset": "mnist", "model": "mlp-128-512", "preprocessing": "scale",
+                                                "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "batch_size": 32,
+                                                "n_train": 60001, "max_epochs": 2, "stop_train_acc": 0.999,
+                                                "paper": ["MLP"]}}},
+     "models.MLP-MNIST.n_train: 60001 — must be at most 60000 (mnist has 60,000 training images)"),
+    ("masc-decoding", {"variance_model": "MLP-CIFAR"}, "variance_model: 'MLP-CIFAR' — must be one of the models"),
+    ("theunissen-noise", {"n_train": 56000}, "n_train: 56000 — must be at most 55000 (mnist has 55,000 training images in the theunissen split)"),
+    ("theunissen-noise", {"noise_types": ["label"]}, "noise_types.0: 'label' — must be one of label_noise"),
+    ("synthesis", {"variance": 0}, "variance: 0 — must be a number in (0, 1]"),
+    ("masc-decoding", {"seeds": -1}, "seeds: -1 — must be a list"),
+]
+
+
+@pytest.mark.parametrize("chapter, overrides, message", BAD, ids=[str(b[1])[:40] for b in BAD])
+def test_a_bad_value_names_its_key_value_and_what_is_allowed(chapter, overrides, message):
+    with pytest.raises(schemas.ParamsError) as error:
+        load_params(chapter, "smoke", overrides)
+    assert message in str(error.value)
+
+
+def test_unknown_scale_and_missing_file():
+    with pytest.raises(ValueError, match="unknown scale 'huge'; choose one of smoke, cpu, paper"):
+        load_params("zhang-randomization", "huge")
+    with pytest.raises(FileNotFoundError, match="no-such-chapter.yaml does not exist"):
+        load_params("no-such-chapter", "smoke")
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"max_epochs": -3}, "max_epochs: -3 — must be a positive integer"),
+    ({"batch_size": 0}, "batch_size: 0 — must be a positive integer"),
+    ({"stop_train_acc": 1.5}, "stop_train_acc: 1.5 — must be a number in (0, 1]"),
+    ({"stop_train_acc": 0}, "stop_train_acc: 0 — must be a number in (0, 1]"),
+    ({"n_test": 99999999}, "n_test: 99999999 — must be at most 10000"),
+    ({"model": "resnet"}, "model: 'resnet' — is not a known model"),
+    ({"dataset": "imagenet"}, "dataset: 'imagenet' — must be one of"),
+    ({"corruption": -0.1}, "corruption: -0.1 — must be a probability in [0, 1]"),
+    ({"randomization": "shuffle"}, "randomization: 'shuffle' — must be one of none, partial_labels"),
+    ({"lr": "0.1"}, "lr: '0.1' — must be a positive number"),
+    ({"optimizer": "lbfgs"}, "optimizer: 'lbfgs' — must be one of sgd, adam"),
+    ({"split": "random"}, "split: 'random' — must be one of standard, theunissen"),
+])
+def test_run_config_checks_its_fields_the_same_way(changes, message):
+    with pytest.raises(schemas.ParamsError) as error:
+        RunConfig(**changes)
+    assert message in str(error.value) and "invalid RunConfig" in str(error.value)
+
+
+def test_valid_run_configs_still_build():
+    assert RunConfig().max_epochs == 100 and RunConfig(stop_train_acc=None, n_train=None).stop_train_acc is None
+    assert RunConfig(dataset="random-vectors", preprocessing="none", lr=1, corruption=1).corruption == 1
+
+
+CLI_BAD = [(["-p", "max_epochs", "-3"], "max_epochs: -3 — must be a positive integer"),
+           (["-p", "batch_size", "0"], "batch_size: 0"),
+           (["-p", "stop_train_acc", "1.5"], "stop_train_acc: 1.5"),
+           (["-p", "n_test", "99999999"], "n_test: 99999999"),
+           (["-p", "models", "{mlp1x512: {lr: 0.01, n_trian: 500, lr_decay: 0.999, corruption_levels: [0.0]}}"],
+            "models.mlp1x512.n_trian")]
+
+
+@pytest.mark.parametrize("arguments, message", CLI_BAD, ids=[a[1] for a, _ in CLI_BAD])
+def test_the_cli_fails_at_once_and_trains_nothing(tmp_path, arguments, message):
+    cache = tmp_path / "runs"
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "lib", "run", "zhang-randomization", "--scale", "smoke", *arguments,
+                             "-o", str(tmp_path / "out.ipynb")], cwd=REPO, capture_output=True, text=True, timeout=60,
+                            env={**__import__("os").environ, "LIB_CACHE_DIR": str(cache)})
+    seconds = time.perf_counter() - started
+    assert result.returncode == 2 and message in result.stderr and result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr
+    assert not cache.exists() and not (tmp_path / "out.ipynb").exists()  # nothing trained, nothing executed
+    assert seconds < 5, f"took {seconds:.1f} s"
+
+
+def test_the_cli_refuses_an_unknown_scale_cleanly():
+    result = subprocess.run([sys.executable, "-m", "lib", "run", "zhang-randomization", "--scale", "huge"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "invalid choice: 'huge'" in result.stderr
+
+
+def test_the_book_build_checks_parameters_before_executing(tmp_path, monkeypatch):
+    from lib.book import build
+
+    monkeypatch.setenv("LIB_CACHE_DIR", str(tmp_path / "runs"))
+    with pytest.raises(schemas.ParamsError, match="max_epochs: -3"):
+        build.execute_chapter("zhang-randomization", "smoke", tmp_path / "z.ipynb", {"max_epochs": -3}, reuse=False)
+    assert not (tmp_path / "z.ipynb").exists() and not (tmp_path / "runs").exists()
+
+
+def test_papermill_fails_in_the_parameters_cell(tmp_path, monkeypatch):
+    """A reader running papermill by hand: the chapter's load_params fails before any data is loaded."""
+    from conftest import papermill_cli
+
+    monkeypatch.setenv("LIB_CACHE_DIR", str(tmp_path / "runs"))
+    result = papermill_cli("zhang-randomization", tmp_path / "z.ipynb", "-p", "scale", "smoke",
+                           "-y", "'overrides: {max_epochs: -3}'", timeout=300)
+    assert result.returncode != 0
+    assert "max_epochs: -3 — must be a positive integer" in result.stderr + result.stdout
+    assert not (tmp_path / "runs").exists()

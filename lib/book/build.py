@@ -37,7 +37,7 @@ from pathlib import Path
 
 import yaml
 
-from lib.params import SCALES, params_path
+from lib.params import SCALES, load_params, params_path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOK_FILES = ("_config.yml", "_toc.yml")
@@ -145,6 +145,8 @@ def execute_chapter(chapter: str, scale: str, output: Path, overrides: dict | No
     import papermill
 
     overrides = overrides or {}
+    if params_path(chapter, scale).is_file():  # bad parameters fail here, before a kernel starts
+        load_params(chapter, scale, overrides)
     if not is_notebook(chapter):  # a plain page: nothing to execute
         output.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / "book" / f"{chapter}.md", output.with_suffix(".md"))
@@ -234,6 +236,9 @@ def build(scale: str = "cpu", build_dir: Path | str = REPO_ROOT / "_build", reus
     shows papermill's bar over the executing chapter's cells."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {SCALES}")
+    for chapter in chapters():  # every chapter's parameters are checked before the first one executes
+        if params_path(chapter, scale).is_file():
+            load_params(chapter, scale)
     build_dir = Path(build_dir).resolve()
     site = stage(build_dir)
     os.environ["LIB_CLAIMS_DIR"] = str(build_dir / "claims")  # chapters' kernels save their claims here

@@ -55,9 +55,12 @@ def command_runs(args: argparse.Namespace) -> int:
             print(f"No runs cached in {cache_dir()}")
             return 0
         columns = [c for c in ("key", "dataset", "model", "randomization", "corruption", "n_train", "seed", "epochs",
-                               "final_train_acc", "final_test_acc", "train_seconds") if c in frame]
+                               "final_train_acc", "final_test_acc", "train_seconds", "intact") if c in frame]
         print(frame[columns].to_string(index=False))
         print(f"\n{len(frame)} runs in {cache_dir()}")
+        for key in frame.key[~frame.intact] if "intact" in frame else []:
+            print(f"damaged (never used; retrained when next asked for): {cache_dir() / key}  "
+                  f"clear it with: rm -rf {cache_dir() / key}")
         return 0
     if not args.yes and sys.stdin.isatty():
         if input(f"Delete every cached run in {cache_dir()}? [y/N] ").strip().lower() != "y":
@@ -98,13 +101,27 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand; a bad parameter, scale, data set or cache entry ends in one ``error: ...`` line
+    (exit status 2) that names it, never in a traceback."""
     args = parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (KeyError, ValueError, FileNotFoundError) as error:  # bad parameters, scales, missing data
+    except (KeyError, ValueError, FileNotFoundError) as error:  # bad parameters (ParamsError), scales, missing data
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"error: {message}", file=sys.stderr)
         return 2
+    except Exception as error:
+        # a chapter that failed inside its kernel: papermill's error carries the exception's name and value
+        if type(error).__name__ == "PapermillExecutionError":
+            print(f"error: book/{getattr(args, 'chapter', '?')}.md failed: {error.ename}: {error.evalue}",
+                  file=sys.stderr)
+            return 2
+        from lib.runs import DamagedRunError
+
+        if isinstance(error, DamagedRunError):
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":
