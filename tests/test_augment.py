@@ -179,7 +179,7 @@ def test_the_test_set_is_never_augmented():
     config = replace(TINY, augment="crop", corruption=0.0)
     data, plain = prepare_data(config), prepare_data(replace(config, augment="none"))
     assert torch.equal(data.x_test, plain.x_test)  # centre crop, standardized: the un-augmented test images
-    expected = per_image_standardize(center_crop(scale_pixels(prepare_data(replace(config, preprocessing="none")).x_test), 28))
+    expected = per_image_standardize(center_crop(scale_pixels(prepare_data(replace(config, augment="none", preprocessing="none")).x_test), 28))
     torch.testing.assert_close(data.x_test, expected)
     run = train(config, progress=False)
     _, accuracy = evaluate(run.model(), plain.x_test, plain.y_test, torch.nn.functional.cross_entropy)
