@@ -52,7 +52,10 @@ def batch_key(config: RunConfig) -> tuple:
 
 
 def architecture(config: RunConfig) -> tuple[str, list[int] | None]:
-    """``("mlp", widths)``, ``("conv", None)``, or ``("unbatchable", None)`` (BatchNorm, unknown models)."""
+    """``("mlp", widths)``, ``("conv", None)``, or ``("unbatchable", None)`` (BatchNorm, unknown models, and
+    augmented runs, whose fresh per-batch draws the stacked loop does not make)."""
+    if config.augmented:
+        return "unbatchable", None
     try:
         model = build_model(config.model, (3, 32, 32) if config.dataset.startswith("cifar") else (1, 28, 28),
                             100 if config.dataset == "cifar100" else 10, seed=0)
@@ -311,6 +314,8 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None, 
     ``checkpoint`` path the whole stack's state is saved there every ``checkpoint_every_s`` seconds
     and training resumes from it, to the same result (batch orders derive from seed and epoch alone).
     """
+    if any(c.augmented for c in configs):
+        raise ValueError("augmented runs (augment != 'none') train one by one with lib.train.train")
     if len({batch_key(c) for c in configs}) != 1:
         raise ValueError("configs differ in fields that must be shared to train together: " + str(batch_key(configs[0])))
     device = device or default_device()

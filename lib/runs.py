@@ -48,7 +48,7 @@ from tqdm import tqdm
 from lib.train import RunConfig, TrainedRun, default_device, progress_enabled, train
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-TRAINING_MODULES = ("data.py", "corrupt.py", "models.py", "train.py", "batched.py", "runs.py")
+TRAINING_MODULES = ("data.py", "corrupt.py", "augment.py", "models.py", "train.py", "batched.py", "runs.py")
 
 
 def cache_dir() -> Path:

@@ -610,3 +610,33 @@ class WengIntrinsicDimension(ChapterParams):
     essay: _EssayRuns
     shuffled: _ShuffledRuns
     lenet: _SubspaceRuns | None          # None = not trained at this scale (the paper's values are shown)
+
+
+class ZhangRegularizationModel(Entry):
+    """One model of Zhang et al.'s Table 1 (``book/zhang-regularization.md``); optional keys replace the chapter-wide
+    value for this model's runs (see :func:`lib.protocols.zhang_config`)."""
+
+    lr: PositiveFloat
+    n_train: PositiveInt | None  # None = all 50,000 training images
+    lr_decay: Annotated[float, Field(gt=0, le=1)]
+    weight_decay: NonNegativeFloat  # used by the rows that turn weight decay on
+    n_test: PositiveInt | None = None
+    max_epochs: PositiveInt | None = None
+    test_every: PositiveInt | None = None
+    regularized_max_epochs: PositiveInt | None = None  # epoch cap of the runs the randomization chapter does not share
+
+
+@schema("zhang-regularization")
+class ZhangRegularization(ChapterParams):
+    dataset: str
+    n_test: PositiveInt | None
+    batch_size: PositiveInt
+    max_epochs: PositiveInt
+    stop_train_acc: Probability
+    test_every: PositiveInt
+    seed: Seed
+    data_seed: Seed
+    models: dict[str, ZhangRegularizationModel]
+    figure2b_test_every: PositiveInt
+    table4_augmented_lr_decay: Annotated[float, Field(gt=0, le=1)]
+    table4_augmented_max_epochs: PositiveInt

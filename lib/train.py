@@ -10,6 +10,14 @@ other stopping thresholds).
 Data never goes through a per-sample Python loader: the whole (preprocessed) training set is a
 float tensor on the device and every epoch draws a seeded permutation of indices.
 
+Explicit regularizers of Zhang et al.'s Table 1 are options of the same loop: ``weight_decay`` (the
+optimizer's L2 term) and ``augment`` (:mod:`lib.augment`: Table 1's "random crop" with colour
+perturbations, Table 4's flips and rotations). An augmented run keeps its training images at 32x32 in
+[0, 1] on the device and draws a fresh augmented, then per-image standardized, version of every batch,
+seeded from ``(seed, epoch)``; test images keep the centre crop. Its "training accuracy" that decides
+convergence is the online accuracy on the augmented batches of the epoch (Zhang et al., footnote 5 of
+Table 4), since its training set changes every epoch.
+
 A run is deterministic for its config: the data seed fixes subsets and corruptions, the model
 seed fixes initialization and batch order, and no global random state is read or changed.
 Runs checkpoint themselves (see ``checkpoint``) so that an interrupted long run resumes where it
@@ -32,8 +40,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from lib.augment import AUGMENTATIONS, augment, epoch_generator
 from lib.corrupt import randomize
-from lib.data import load_dataset, preprocess, resplit, subset
+from lib.data import load_dataset, per_image_standardize, preprocess, resplit, scale_pixels, subset
 from lib.models import INITIALIZATIONS, build_model, initialize
 
 
@@ -60,6 +69,11 @@ class RunConfig:
     only after the last), ``precision`` (``fp32`` or
     ``bf16`` autocast), ``test_every`` (evaluate the test set every this many epochs, and always
     at the last one; the history holds NaN in between).
+    Regularization (Zhang et al., Table 1): ``weight_decay`` above, and ``augment`` (``none``;
+    ``crop``: random 28x28 crops with brightness/saturation/hue/contrast perturbations;
+    ``flip_rotate``: random left-right flips and rotations up to 25 degrees, then the centre crop;
+    see :mod:`lib.augment`), which needs the ``zhang`` preprocessing and makes the stopping
+    criterion read the epoch's online accuracy on the augmented batches (footnote 5 of Table 4).
     """
 
     dataset: str = "cifar10"
@@ -85,6 +99,7 @@ class RunConfig:
     stop_train_acc: float | None = 1.0
     precision: str = "fp32"
     test_every: int = 1
+    augment: str = "none"
 
     def __post_init__(self) -> None:
         # every field against lib.schemas' rules (types, ranges, known names, subset sizes), with the messages of
@@ -92,6 +107,15 @@ class RunConfig:
         from lib.schemas import check_run_config
 
         check_run_config(asdict(self))
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
+        if self.augment != "none" and self.preprocessing != "zhang":
+            raise ValueError(f"augment={self.augment!r} is Zhang et al.'s augmentation of 32x32 images before their "
+                             f"centre crop and per-image standardization: it needs preprocessing='zhang'")
+
+    @property
+    def augmented(self) -> bool:
+        return self.augment != "none"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -134,6 +158,7 @@ class PreparedData:
     y_train_original: torch.Tensor
     corrupted: torch.Tensor
     num_classes: int
+    x_train_raw: torch.Tensor | None = None  # augmented runs: the training images before preprocessing, /255, 32x32
 
 
 @functools.lru_cache(maxsize=4)
@@ -154,8 +179,9 @@ def prepare_data(config: RunConfig) -> PreparedData:
     data, corrupted = randomize(data, config.randomization, config.corruption, seed=config.data_seed,
                                 corrupt_test=config.corrupt_test)
     x_train, x_test = preprocess(data.x_train, data.x_test, config.preprocessing)
+    raw = scale_pixels(data.x_train).contiguous() if config.augmented else None
     return PreparedData(x_train.contiguous(), data.y_train, x_test.contiguous(), data.y_test, original, corrupted,
-                        data.num_classes)
+                        data.num_classes, raw)
 
 
 def default_device() -> torch.device:
@@ -215,9 +241,11 @@ def train(config: RunConfig, device: torch.device | None = None, checkpoint: Pat
     data = prepare_data(config)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
+    x_raw = data.x_train_raw.to(device) if config.augmented else None
     model = build_model(config.model, tuple(x_train.shape[1:]), data.num_classes, config.seed)
     model = initialize(model, config.init, config.seed).to(device)
-    if any(isinstance(m, nn.Conv2d) for m in model.modules()):
+    convolutional = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    if convolutional:
         # channels-last layout: the same arithmetic, faster convolutions on CPUs and tensor cores
         model = model.to(memory_format=torch.channels_last)
         x_train, x_test = (x.contiguous(memory_format=torch.channels_last) for x in (x_train, x_test))
@@ -233,11 +261,13 @@ def train(config: RunConfig, device: torch.device | None = None, checkpoint: Pat
         schedule.load_state_dict(state["schedule"])
         rows, start_epoch, step, elapsed = state["rows"], state["epoch"], state["step"], state["elapsed"]
     n = len(y_train)
-    converged_epoch = next((r["epoch"] for r in rows if _reached(r["train_acc"], config.stop_train_acc)), None)
+    fit_column = "train_acc_online" if config.augmented else "train_acc"  # what decides convergence
+    converged_epoch = next((r["epoch"] for r in rows if _reached(r[fit_column], config.stop_train_acc)), None)
     last_save = time.monotonic()
     show = progress_enabled() if progress is None else progress
     bar = tqdm(total=config.max_epochs, initial=start_epoch, disable=not show, leave=False,
-               desc=f"{config.model} {config.randomization} p={config.corruption:g}")
+               desc=f"{config.model} {config.randomization} p={config.corruption:g}"
+               + (f" {config.augment}" if config.augmented else "") + (" wd" if config.weight_decay else ""))
     epoch = start_epoch
     while converged_epoch is None and epoch < config.max_epochs:
         started = time.perf_counter()
@@ -246,11 +276,18 @@ def train(config: RunConfig, device: torch.device | None = None, checkpoint: Pat
         lr = optimizer.param_groups[0]["lr"]
         loss_sum = torch.zeros((), device=device)
         correct_sum = torch.zeros((), device=device, dtype=torch.long)
+        generator = epoch_generator(config.seed, epoch, device) if config.augmented else None
         for i in range(0, n, config.batch_size):
             index = order[i:i + config.batch_size]
             targets = y_train[index]
+            if config.augmented:  # a fresh draw of every image of the batch, then the usual standardization
+                inputs = per_image_standardize(augment(x_raw[index], config.augment, generator))
+                if convolutional:
+                    inputs = inputs.contiguous(memory_format=torch.channels_last)
+            else:
+                inputs = x_train[index]
             with _autocast(device, config.precision):
-                logits = model(x_train[index]).float()
+                logits = model(inputs).float()
                 loss = loss_fn(logits, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -266,10 +303,16 @@ def train(config: RunConfig, device: torch.device | None = None, checkpoint: Pat
         # The full-set evaluation that decides convergence runs when the epoch's online accuracy is
         # within 0.1 of the threshold (online accuracy lags the end-of-epoch model, so this never
         # misses a converged epoch in practice) and at the last epoch; with no threshold, only at the last.
-        check_train = last or (config.stop_train_acc is not None and online_acc >= config.stop_train_acc - 0.1)
+        # An augmented run's training set changes every epoch: it converges on the online accuracy itself, and the
+        # full-set evaluation (on the un-augmented, centre-cropped training images) runs then and at the last epoch.
+        if config.augmented:
+            check_train = last or _reached(online_acc, config.stop_train_acc)
+        else:
+            check_train = last or (config.stop_train_acc is not None and online_acc >= config.stop_train_acc - 0.1)
         train_loss_eval, train_acc = (evaluate(model, x_train, y_train, loss_fn, precision=config.precision)
                                       if check_train else (nan, nan))
-        converged = check_train and _reached(train_acc, config.stop_train_acc)
+        fit = online_acc if config.augmented else train_acc
+        converged = check_train and _reached(fit, config.stop_train_acc)
         test_loss, test_acc = (evaluate(model, x_test, y_test, loss_fn, precision=config.precision)
                                if converged or last or epoch % config.test_every == 0 else (nan, nan))
         elapsed += time.perf_counter() - started
@@ -321,6 +364,7 @@ def summarize(history: pd.DataFrame, config: RunConfig, converged_epoch: int | N
         converged=converged_epoch is not None, converged_epoch=converged_epoch, converged_step=converged_step,
         diverged=not bool(np.isfinite(last.train_loss)),
         final_train_acc=float(last.train_acc), final_test_acc=float(last.test_acc),
+        final_train_acc_online=float(last.train_acc_online),
         final_train_loss=float(last.train_loss_eval),
         best_test_acc=float(tested.test_acc.max()), best_test_epoch=int(tested.loc[tested.test_acc.idxmax(), "epoch"]),
         train_seconds=float(last.seconds),
