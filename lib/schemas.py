@@ -640,3 +640,38 @@ class ZhangRegularization(ChapterParams):
     figure2b_test_every: PositiveInt
     table4_augmented_lr_decay: Annotated[float, Field(gt=0, le=1)]
     table4_augmented_max_epochs: PositiveInt
+
+
+class KernelSolverEntry(Entry):
+    """Settings of the iterative kernel solve (lib.kernels.KernelInterpolant)."""
+
+    solver: str = "pcg"
+    max_iter: PositiveInt
+    tol: PositiveFloat = 1e-6
+    m: PositiveInt  # Nyström subsample for the preconditioner
+    q: PositiveInt  # eigen-directions flattened by it
+
+
+@schema("zhang-kernels")
+class ZhangKernels(ChapterParams):
+    """Zhang et al. 2017, Section 5 and Table 3: minimum-norm Gaussian-kernel interpolation."""
+
+    gamma: PositiveFloat  # exp(−γ‖x − y‖²) on MNIST pixels in [0, 1]
+    n_full: PositiveInt | None  # the MNIST headline fit; None = the largest n that fits in memory (at most 60,000)
+    n_curve: list[PositiveInt]  # exact (Cholesky) fits on the way
+    n_check: PositiveInt  # exact and iterative on the same subset
+    n_test: PositiveInt | None  # None = all 10,000
+    exact_max: PositiveInt  # Cholesky up to this n
+    iterative: KernelSolverEntry
+    random_label_seed: Seed
+    gabor_n: list[PositiveInt]
+    gabor_scales: PositiveInt
+    gabor_orientations: PositiveInt
+    gabor_pool: PositiveInt
+    cifar_n: PositiveInt
+    cifar_n_test: PositiveInt
+    rcf_filters: list[PositiveInt]
+    rcf_n: PositiveInt
+    rcf_patch: PositiveInt
+    rcf_alpha: NonNegativeFloat
+    seed: Seed
