@@ -7,7 +7,8 @@ or a probe reuses every run. Each run directory is written to a temporary name a
 place, so an interrupted build never leaves a half-written run; a run that was interrupted in the
 middle resumes from its checkpoint.
 
-Layout: ``<cache>/<key>/{config.json, summary.json, history.json, model.pt, corrupted.pt}`` with
+Layout: ``<cache>/<key>/{config.json, summary.json, history.json, model.pt, corrupted.pt}`` (and
+``snapshots.pt``, the weights at ``config.save_epochs``, for runs that ask for them) with
 ``<cache>`` = ``$LIB_CACHE_DIR`` or ``<repo>/_runs``.
 """
 
@@ -70,6 +71,8 @@ def _save(run: TrainedRun, path: Path) -> None:
     (temporary / "history.json").write_text(json.dumps(run.history.to_dict(orient="list")))
     torch.save(run.state_dict, temporary / "model.pt")
     torch.save(run.corrupted, temporary / "corrupted.pt")
+    if run.snapshots:
+        torch.save(run.snapshots, temporary / "snapshots.pt")
     try:
         os.replace(temporary, path)
     except OSError:  # another process finished the same run first: keep theirs
@@ -85,7 +88,9 @@ def load(config: RunConfig, with_weights: bool = True) -> TrainedRun:
     history = pd.DataFrame(json.loads((path / "history.json").read_text()))
     state = torch.load(path / "model.pt", weights_only=True) if with_weights else {}
     corrupted = torch.load(path / "corrupted.pt", weights_only=True) if with_weights else None
-    return TrainedRun(config, history, summary, state, corrupted)
+    snapshots = (torch.load(path / "snapshots.pt", weights_only=True)
+                 if with_weights and (path / "snapshots.pt").is_file() else {})
+    return TrainedRun(config, history, summary, state, corrupted, snapshots)
 
 
 def run(config: RunConfig, device: torch.device | None = None, progress: bool | None = None) -> TrainedRun:
@@ -135,7 +140,7 @@ def train_missing(configs: Sequence[RunConfig], device: torch.device | None = No
             stack = batching_enabled() and prefers_batched(arch, device)
         else:
             stack = batched and arch[0] != "unbatchable"
-        stack = stack and len(group) > 1
+        stack = stack and len(group) > 1 and not group[0].save_epochs  # the stacked trainer keeps no snapshots
         chunks = [group[i:i + max_batch] for i in range(0, len(group), max_batch)] if stack else [[c] for c in group]
         for chunk in chunks:
             if len(chunk) == 1:
