@@ -203,7 +203,7 @@ def small_inception(in_channels: int = 3, num_classes: int = 10, batchnorm: bool
 
 # --- initialization -------------------------------------------------------------------------------
 
-INITIALIZATIONS = ("default", "glorot_uniform")
+INITIALIZATIONS = ("default", "glorot_uniform", "he_normal")
 
 
 def initialize(model: nn.Module, scheme: str, seed: int) -> nn.Module:
@@ -211,7 +211,9 @@ def initialize(model: nn.Module, scheme: str, seed: int) -> nn.Module:
 
     ``default`` leaves PyTorch's initialization; ``glorot_uniform`` draws weights from
     U(±√(6 / (fan_in + fan_out))) and sets biases to zero, Keras's default for dense layers
-    (Theunissen et al. use a "random uniform" initialization). Other layers are left alone.
+    (Theunissen et al. use a "random uniform" initialization); ``he_normal`` draws the weights of every
+    ``nn.Linear`` *and* ``nn.Conv2d`` from N(0, 2 / fan_in) (He et al. 2015, for ReLU nets without BatchNorm,
+    such as VGG-11) and sets their biases to zero. Other layers are left alone.
     """
     if scheme not in INITIALIZATIONS:
         raise ValueError(f"unknown initialization {scheme!r}; choose one of {INITIALIZATIONS}")
@@ -219,6 +221,13 @@ def initialize(model: nn.Module, scheme: str, seed: int) -> nn.Module:
         return model
     generator = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
+        if scheme == "he_normal":
+            for module in model.modules():
+                if isinstance(module, (nn.Linear, nn.Conv2d)):
+                    nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu", generator=generator)
+                    if module.bias is not None:
+                        nn.init.zeros_(module.bias)
+            return model
         for module in model.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight, generator=generator)

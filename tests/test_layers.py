@@ -140,3 +140,18 @@ def test_robustness_table(trained):
     # re-initializing to the last checkpoint is the trained network itself
     trained_error = float(table.loc[table.column == "trained", "error"].iloc[0])
     assert (per.loc[per.column == "3", "error"] == trained_error).all()
+
+
+def test_re_randomize_draws_from_he_normal_for_a_conv_net():
+    from lib.models import initialize as init_
+    vgg = init_(build_model("vgg11-div8", (3, 32, 32), 10, seed=0), "he_normal", 0)
+    drawn = re_randomize(vgg, "conv4", seed=5, init="he_normal").state_dict()
+    weight = drawn["blocks.conv4.0.weight"]
+    fan_in = weight.shape[1] * weight.shape[2] * weight.shape[3]
+    assert abs(float(weight.std()) - math.sqrt(2 / fan_in)) < 0.04 * math.sqrt(2 / fan_in)
+    assert abs(float(weight.mean())) < 4 * math.sqrt(2 / fan_in) / math.sqrt(weight.numel())
+    # a normal, not a uniform: about 4.6% of the draws lie beyond 2 standard deviations (a uniform has none)
+    beyond = float((weight.abs() > 2 * math.sqrt(2 / fan_in)).float().mean())
+    assert 0.03 < beyond < 0.065
+    assert torch.count_nonzero(drawn["blocks.conv4.0.bias"]) == 0
+    assert not torch.equal(weight, vgg.state_dict()["blocks.conv4.0.weight"])
