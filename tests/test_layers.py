@@ -155,3 +155,28 @@ def test_re_randomize_draws_from_he_normal_for_a_conv_net():
     assert 0.03 < beyond < 0.065
     assert torch.count_nonzero(drawn["blocks.conv4.0.bias"]) == 0
     assert not torch.equal(weight, vgg.state_dict()["blocks.conv4.0.weight"])
+
+
+def test_snapshots_survive_an_interrupted_and_resumed_run(tmp_path, monkeypatch):
+    from lib import train as train_module
+    config = RunConfig(**{**SMALL.to_dict(), "n_train": 300, "max_epochs": 4, "save_epochs": (0, 1, 4)})
+    uninterrupted = train_module.train(config, progress=False)
+    checkpoint = tmp_path / "run.pt"
+    calls = {"n": 0}
+    real_evaluate = train_module.evaluate
+
+    def failing_evaluate(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # during epoch 3: epochs 0 and 1 are already snapshotted and checkpointed
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "evaluate", failing_evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.train(config, checkpoint=checkpoint, checkpoint_every_s=0, progress=False)
+    monkeypatch.setattr(train_module, "evaluate", real_evaluate)
+    resumed = train_module.train(config, checkpoint=checkpoint, checkpoint_every_s=0, progress=False)
+    assert sorted(resumed.snapshots) == [0, 1, 4]
+    for epoch in (0, 1, 4):
+        for key, value in uninterrupted.snapshots[epoch].items():
+            assert torch.equal(resumed.snapshots[epoch][key], value), (epoch, key)
