@@ -61,6 +61,8 @@ def architecture(config: RunConfig) -> tuple[str, list[int] | None]:
                             100 if config.dataset == "cifar100" else 10, seed=0)
     except ValueError:
         return "unbatchable", None
+    if isinstance(model, MLP) and getattr(model, "dropout", 0.0):
+        return "unbatchable", None  # the stacked MLP has no dropout
     if isinstance(model, MLP):
         return "mlp", model.widths
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):

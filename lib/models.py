@@ -17,7 +17,13 @@ Models of Zhang et al. (ICLR 2017, appendix A and Figure 3; parameter counts of 
 MLPs of any shape: ``mlp{depth}x{width}`` (e.g. ``mlp10x512``, Theunissen et al.) or
 ``mlp-128-512-2048-2048`` (explicit widths, the MASC paper's MLP), optionally with the suffix
 ``-firstbias`` (a bias node at the first hidden layer only, Theunissen et al. Appendix A) or
-``-nobias``.
+``-nobias``, and optionally ``-dropout{p}`` (dropout with probability p after every hidden ReLU,
+e.g. ``mlp3x256-dropout0.1``: Weng's layer-robustness net, keep probability 0.9).
+
+VGG-11 for CIFAR-10 (Zhang, Bengio & Singer 2019, "Are all layers created equal?"): ``vgg11``
+(configuration A of Simonyan & Zisserman: eight 3x3 convolutions 64-M-128-M-256-256-M-512-512-M-
+512-512-M, then FC 512 → FC 512 → linear 10, no BatchNorm; 9,750,922 parameters on CIFAR-10) and
+``vgg11-div{k}``, the same net with every width divided by k (``vgg11-div8``: 8 … 64 channels).
 
 The MASC paper's models: ``mlp-128-512-2048-2048`` (5,433,994 parameters on MNIST, as its
 Table 1), ``masc-cnn`` (its CNN; see :func:`masc_cnn` for the layer arithmetic behind
@@ -80,18 +86,23 @@ class MLP(ProbedSequential):
     Blocks: ``flatten``, ``fc1`` … ``fcN`` (post-ReLU outputs), ``output`` (logits).
     """
 
-    def __init__(self, in_features: int, widths: list[int], num_classes: int, bias: str = "all"):
+    def __init__(self, in_features: int, widths: list[int], num_classes: int, bias: str = "all",
+                 dropout: float = 0.0):
         if bias not in ("all", "first", "none"):
             raise ValueError(f"bias must be 'all', 'first' or 'none', got {bias!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         blocks: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
         previous = in_features
         for i, width in enumerate(widths):
             has_bias = bias == "all" or (bias == "first" and i == 0)
-            blocks[f"fc{i + 1}"] = nn.Sequential(nn.Linear(previous, width, bias=has_bias), nn.ReLU())
+            layers = [nn.Linear(previous, width, bias=has_bias), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
+            blocks[f"fc{i + 1}"] = nn.Sequential(*layers)
             previous = width
         blocks["output"] = nn.Linear(previous, num_classes, bias=bias == "all")
         super().__init__(blocks)
         self.widths = list(widths)
+        self.dropout = dropout
 
     def hidden_linear(self, name: str) -> nn.Linear:
         """The ``nn.Linear`` of hidden block ``name`` (its weight rows are the nodes' weight vectors)."""
@@ -192,7 +203,7 @@ def small_inception(in_channels: int = 3, num_classes: int = 10, batchnorm: bool
 
 # --- initialization -------------------------------------------------------------------------------
 
-INITIALIZATIONS = ("default", "glorot_uniform")
+INITIALIZATIONS = ("default", "glorot_uniform", "he_normal")
 
 
 def initialize(model: nn.Module, scheme: str, seed: int) -> nn.Module:
@@ -200,7 +211,9 @@ def initialize(model: nn.Module, scheme: str, seed: int) -> nn.Module:
 
     ``default`` leaves PyTorch's initialization; ``glorot_uniform`` draws weights from
     U(±√(6 / (fan_in + fan_out))) and sets biases to zero, Keras's default for dense layers
-    (Theunissen et al. use a "random uniform" initialization). Other layers are left alone.
+    (Theunissen et al. use a "random uniform" initialization); ``he_normal`` draws the weights of every
+    ``nn.Linear`` *and* ``nn.Conv2d`` from N(0, 2 / fan_in) (He et al. 2015, for ReLU nets without BatchNorm,
+    such as VGG-11) and sets their biases to zero. Other layers are left alone.
     """
     if scheme not in INITIALIZATIONS:
         raise ValueError(f"unknown initialization {scheme!r}; choose one of {INITIALIZATIONS}")
@@ -208,6 +221,13 @@ def initialize(model: nn.Module, scheme: str, seed: int) -> nn.Module:
         return model
     generator = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
+        if scheme == "he_normal":
+            for module in model.modules():
+                if isinstance(module, (nn.Linear, nn.Conv2d)):
+                    nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu", generator=generator)
+                    if module.bias is not None:
+                        nn.init.zeros_(module.bias)
+            return model
         for module in model.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight, generator=generator)
@@ -301,13 +321,45 @@ def lenet(input_shape: tuple[int, ...], num_classes: int = 10) -> ProbedSequenti
     blocks["fc1"] = nn.Sequential(nn.Linear(previous, 120), nn.ReLU())
     blocks["fc2"] = nn.Sequential(nn.Linear(120, 84), nn.ReLU())
     blocks["output"] = nn.Linear(84, num_classes)
+
+
+# --- VGG-11 (Zhang, Bengio & Singer 2019) ----------------------------------------------------------
+
+VGG11_PLAN = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+
+
+def vgg11(input_shape: tuple[int, ...], num_classes: int = 10, divisor: int = 1) -> ProbedSequential:
+    """VGG-11 (configuration A) for 32x32 images: eight 3x3 'same' convolutions with ReLU and five 2x2
+    max pools (32 → 1), then FC 512 → FC 512 → linear output, every width divided by ``divisor``.
+
+    No BatchNorm (re-initializing a layer would otherwise leave its running statistics behind).
+    Blocks: ``conv1``-``conv8`` (each with the pool that follows it), ``flatten``, ``fc1``, ``fc2``, ``output``.
+    """
+    channels, size = input_shape[0], input_shape[1]
+    blocks: OrderedDict[str, nn.Module] = OrderedDict()
+    n = 0
+    for item in VGG11_PLAN:
+        if item == "M":
+            blocks[f"conv{n}"].append(nn.MaxPool2d(2, stride=2))
+            size //= 2
+            continue
+        n += 1
+        width = max(item // divisor, 1)
+        blocks[f"conv{n}"] = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.ReLU())
+        channels = width
+    blocks["flatten"] = nn.Flatten()
+    previous, hidden = channels * size * size, max(512 // divisor, 1)
+    blocks["fc1"] = nn.Sequential(nn.Linear(previous, hidden), nn.ReLU())
+    blocks["fc2"] = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
+    blocks["output"] = nn.Linear(hidden, num_classes)
     return ProbedSequential(blocks)
 
 
 # --- by name --------------------------------------------------------------------------------------
 
-_MLP_DEPTH = re.compile(r"^mlp(\d+)x(\d+)(-firstbias|-nobias)?$")
-_MLP_WIDTHS = re.compile(r"^mlp((?:-\d+)+)(-firstbias|-nobias)?$")
+_MLP_DEPTH = re.compile(r"^mlp(\d+)x(\d+)(-firstbias|-nobias)?(?:-dropout(0?\.\d+))?$")
+_MLP_WIDTHS = re.compile(r"^mlp((?:-\d+)+)(-firstbias|-nobias)?(?:-dropout(0?\.\d+))?$")
+_VGG = re.compile(r"^vgg11(?:-div(\d+))?$")
 _BIAS = {None: "all", "-firstbias": "first", "-nobias": "none"}
 
 NAMED_MODELS: dict[str, Callable[[tuple[int, ...], int], nn.Module]] = {
@@ -329,13 +381,15 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, seed:
         torch.manual_seed(seed)
         if match := _MLP_DEPTH.match(name):
             depth, width, bias = int(match[1]), int(match[2]), _BIAS[match[3]]
-            return MLP(_numel(input_shape), [width] * depth, num_classes, bias)
+            return MLP(_numel(input_shape), [width] * depth, num_classes, bias, float(match[4] or 0))
         if match := _MLP_WIDTHS.match(name):
             widths = [int(w) for w in match[1].strip("-").split("-")]
-            return MLP(_numel(input_shape), widths, num_classes, _BIAS[match[2]])
+            return MLP(_numel(input_shape), widths, num_classes, _BIAS[match[2]], float(match[3] or 0))
+        if match := _VGG.match(name):
+            return vgg11(tuple(input_shape), num_classes, int(match[1] or 1))
         if name in NAMED_MODELS:
             return NAMED_MODELS[name](tuple(input_shape), num_classes)
-    raise ValueError(f"unknown model {name!r}: use mlp{{depth}}x{{width}}, mlp-W1-W2-..., or one of {sorted(NAMED_MODELS)}")
+    raise ValueError(f"unknown model {name!r}: use mlp{{depth}}x{{width}}, mlp-W1-W2-... (optionally -dropout0.1), vgg11[-div{{k}}], or one of {sorted(NAMED_MODELS)}")
 
 
 def _numel(shape: tuple[int, ...]) -> int:

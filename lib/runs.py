@@ -8,6 +8,7 @@ place, so an interrupted build never leaves a half-written run; a run that was i
 middle resumes from its checkpoint.
 
 Layout: ``<cache>/<key>/{config.json, summary.json, history.json, model.pt, corrupted.pt, manifest.json}``
+(and ``snapshots.pt``, the weights at ``config.save_epochs``, for runs that ask for them)
 with ``<cache>`` = ``$LIB_CACHE_DIR`` or ``<repo>/_runs`` (a shared filesystem path when several machines
 share it, see README "Scaling out").
 
@@ -76,6 +77,7 @@ def _run_path(config: RunConfig) -> Path:
 
 MANIFEST = "manifest.json"
 RUN_FILES = ("config.json", "summary.json", "history.json", "model.pt", "corrupted.pt")
+SNAPSHOTS = "snapshots.pt"  # only in runs with save_epochs
 
 
 class DamagedRunError(RuntimeError):
@@ -100,7 +102,7 @@ def entry_problem(path: Path, verify: Iterable[str] = ()) -> str | None:
         manifest = json.loads(manifest_path.read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         return f"{MANIFEST} is unreadable ({type(error).__name__})"
-    for name in RUN_FILES:
+    for name in RUN_FILES + ((SNAPSHOTS,) if (path / SNAPSHOTS).exists() or SNAPSHOTS in manifest else ()):
         if name not in manifest:
             return f"{MANIFEST} does not list {name}"
         file = path / name
@@ -146,8 +148,12 @@ def _save(run: TrainedRun, path: Path) -> None:
         _write_file(temporary / "history.json", json.dumps(run.history.to_dict(orient="list")).encode())
         _write_file(temporary / "model.pt", obj=run.state_dict)
         _write_file(temporary / "corrupted.pt", obj=run.corrupted)
+        names = RUN_FILES
+        if run.snapshots:  # the weights at config.save_epochs (Zhang, Bengio & Singer's checkpoints)
+            _write_file(temporary / SNAPSHOTS, obj=run.snapshots)
+            names = RUN_FILES + (SNAPSHOTS,)
         files = {name: {"bytes": (temporary / name).stat().st_size, "sha256": _sha256(temporary / name)}
-                 for name in RUN_FILES}
+                 for name in names}
         manifest = dict(key=path.name, code_version=code_version(), files=files, host=socket.gethostname(),
                         pid=os.getpid(), written=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         _write_file(temporary / MANIFEST, json.dumps(manifest, indent=1).encode())  # last: the entry is complete
@@ -220,6 +226,8 @@ def load(config: RunConfig, with_weights: bool = True) -> TrainedRun:
     if not path.is_dir():
         raise KeyError(f"run {run_key(config)} is not in the cache {cache_dir()}: {config}")
     verify = ["summary.json", "history.json"] + (["model.pt", "corrupted.pt"] if with_weights else [])
+    if with_weights and config.save_epochs:
+        verify.append(SNAPSHOTS)
     problem = entry_problem(path, verify)
     if problem is not None:
         raise DamagedRunError(f"cached run {path} is damaged: {problem}. It was not used. Clear it with "
@@ -229,7 +237,8 @@ def load(config: RunConfig, with_weights: bool = True) -> TrainedRun:
     history = pd.DataFrame(json.loads((path / "history.json").read_text()))
     state = torch.load(path / "model.pt", weights_only=True) if with_weights else {}
     corrupted = torch.load(path / "corrupted.pt", weights_only=True) if with_weights else None
-    return TrainedRun(config, history, summary, state, corrupted)
+    snapshots = torch.load(path / SNAPSHOTS, weights_only=True) if with_weights and config.save_epochs else {}
+    return TrainedRun(config, history, summary, state, corrupted, snapshots)
 
 
 def checkpoint_interval() -> float:
@@ -321,7 +330,7 @@ def train_missing(configs: Sequence[RunConfig], device: torch.device | None = No
             stack = batching_enabled() and prefers_batched(arch, device)
         else:
             stack = batched and arch[0] != "unbatchable"
-        stack = stack and len(group) > 1
+        stack = stack and len(group) > 1 and not group[0].save_epochs  # the stacked trainer keeps no snapshots
         chunks = [group[i:i + max_batch] for i in range(0, len(group), max_batch)] if stack else [[c] for c in group]
         for chunk in chunks:
             with run_locks(chunk):  # another process may have trained some of them meanwhile
@@ -379,7 +388,9 @@ def grid_history(configs: Iterable[RunConfig], device: torch.device | None = Non
     frames = []
     for config in configs:
         history = _load_repairing(config, device).history
-        frames.append(history.assign(**{k: v for k, v in config.to_dict().items()}))
+        # a tuple field (save_epochs) is one value per row, not a column of values
+        frames.append(history.assign(**{k: [v] * len(history) if isinstance(v, (tuple, list)) else v
+                                        for k, v in config.to_dict().items()}))
     return pd.concat(frames, ignore_index=True)
 
 

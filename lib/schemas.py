@@ -675,3 +675,34 @@ class ZhangKernels(ChapterParams):
     rcf_patch: PositiveInt
     rcf_alpha: NonNegativeFloat
     seed: Seed
+
+
+class LayerRobustnessNet(Entry):
+    """One network of the layer-robustness chapter: its model, data and SGD settings, and its checkpoints."""
+
+    model: str
+    dataset: str
+    n_train: PositiveInt | None   # None = the whole training set
+    n_test: PositiveInt | None
+    preprocessing: str
+    init: str
+    lr: PositiveFloat
+    momentum: Probability
+    lr_decay: PositiveFloat
+    batch_size: PositiveInt
+    max_epochs: PositiveInt
+    checkpoints: list[NonNegativeInt]   # epochs whose weights are kept (0 = initial); re-initialization targets
+    draws: PositiveInt                  # re-randomization draws per layer
+    label: str                          # what the chapter calls it
+
+
+@schema("weng-layer-robustness")
+class WengLayerRobustness(ChapterParams):
+    """Zhang, Bengio & Singer (2019) layer robustness, as toured by Weng (2019)."""
+
+    seed: Seed
+    data_seed: Seed
+    fc: dict[str, LayerRobustnessNet]     # the fully connected nets on MNIST; the first is the claims' net
+    weng: LayerRobustnessNet              # the essay's variant: the same net trained with dropout
+    conv: dict[str, LayerRobustnessNet]   # VGG-style nets on CIFAR-10
+    torch_threads: PositiveInt | None

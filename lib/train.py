@@ -74,6 +74,9 @@ class RunConfig:
     ``flip_rotate``: random left-right flips and rotations up to 25 degrees, then the centre crop;
     see :mod:`lib.augment`), which needs the ``zhang`` preprocessing and makes the stopping
     criterion read the epoch's online accuracy on the augmented batches (footnote 5 of Table 4).
+    Outputs: ``save_epochs`` (a tuple; empty by default) keeps a copy of the weights after each of
+    these epochs (0 = the initial weights) in :attr:`TrainedRun.snapshots`, which the run cache
+    stores with the run (Zhang, Bengio & Singer 2019 re-initialize layers to such checkpoints).
     """
 
     dataset: str = "cifar10"
@@ -100,6 +103,7 @@ class RunConfig:
     precision: str = "fp32"
     test_every: int = 1
     augment: str = "none"
+    save_epochs: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         # every field against lib.schemas' rules (types, ranges, known names, subset sizes), with the messages of
@@ -126,18 +130,22 @@ class RunConfig:
         unknown = set(values) - known
         if unknown:
             raise TypeError(f"unknown RunConfig fields {sorted(unknown)}; known: {sorted(known)}")
+        if "save_epochs" in values:  # JSON gives a list; the config must stay hashable
+            values = {**values, "save_epochs": tuple(values["save_epochs"])}
         return cls(**values)
 
 
 @dataclass
 class TrainedRun:
-    """What a finished run leaves: the per-epoch history, a summary and the final weights."""
+    """What a finished run leaves: the per-epoch history, a summary and the final weights
+    (and, for ``config.save_epochs``, ``snapshots``: epoch → weights after that epoch, 0 = initial)."""
 
     config: RunConfig
     history: pd.DataFrame
     summary: dict
     state_dict: dict = field(repr=False, default_factory=dict)
     corrupted: torch.Tensor | None = field(repr=False, default=None)
+    snapshots: dict[int, dict] = field(repr=False, default_factory=dict)
 
     def model(self) -> nn.Module:
         """The trained network, rebuilt from its config and loaded with the final weights, on the CPU."""
@@ -254,12 +262,17 @@ def train(config: RunConfig, device: torch.device | None = None, checkpoint: Pat
     loss_fn = _loss_fn(config, data.num_classes)
     rows: list[dict] = []
     start_epoch, step, elapsed = 0, 0, 0.0
+    if any(int(e) != e or e < 0 for e in config.save_epochs):
+        raise ValueError(f"save_epochs must be non-negative integers, got {config.save_epochs!r}")
+    save_epochs = set(config.save_epochs)
+    snapshots: dict[int, dict] = {0: _snapshot(model)} if 0 in save_epochs else {}
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         rows, start_epoch, step, elapsed = state["rows"], state["epoch"], state["step"], state["elapsed"]
+        snapshots = state.get("snapshots", {})
     n = len(y_train)
     fit_column = "train_acc_online" if config.augmented else "train_acc"  # what decides convergence
     converged_epoch = next((r["epoch"] for r in rows if _reached(r[fit_column], config.stop_train_acc)), None)
@@ -323,12 +336,14 @@ def train(config: RunConfig, device: torch.device | None = None, checkpoint: Pat
             if not check_train:
                 rows[-1]["test_loss"], rows[-1]["test_acc"] = evaluate(model, x_test, y_test, loss_fn, precision=config.precision)
             break  # diverged: the summary says so
+        if epoch in save_epochs:
+            snapshots[epoch] = _snapshot(model)
         if converged:
             converged_epoch = epoch
         bar.update(1)
         bar.set_postfix(train_acc=f"{online_acc:.3f}", test_acc=f"{test_acc:.3f}")
         if checkpoint is not None and time.monotonic() - last_save > checkpoint_every_s:
-            _save_checkpoint(checkpoint, model, optimizer, schedule, rows, epoch, step, elapsed)
+            _save_checkpoint(checkpoint, model, optimizer, schedule, rows, epoch, step, elapsed, snapshots)
             last_save = time.monotonic()
     bar.close()
     history = pd.DataFrame(rows)
@@ -337,18 +352,23 @@ def train(config: RunConfig, device: torch.device | None = None, checkpoint: Pat
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
-    return TrainedRun(config, history, summary, state_dict, data.corrupted)
+    return TrainedRun(config, history, summary, state_dict, data.corrupted, snapshots)
+
+
+def _snapshot(model: nn.Module) -> dict:
+    """A copy of the model's weights that later steps do not change (standard memory layout, on the CPU)."""
+    return {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
 
 
 def _reached(train_acc: float, threshold: float | None) -> bool:
     return threshold is not None and train_acc >= threshold - 1e-12
 
 
-def _save_checkpoint(path: Path, model, optimizer, schedule, rows, epoch, step, elapsed) -> None:
+def _save_checkpoint(path: Path, model, optimizer, schedule, rows, epoch, step, elapsed, snapshots=None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     torch.save(dict(model=model.state_dict(), optimizer=optimizer.state_dict(), schedule=schedule.state_dict(),
-                    rows=rows, epoch=epoch, step=step, elapsed=elapsed), temporary)
+                    rows=rows, epoch=epoch, step=step, elapsed=elapsed, snapshots=snapshots or {}), temporary)
     os.replace(temporary, path)
 
 

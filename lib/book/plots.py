@@ -209,3 +209,24 @@ def data_size_chart(frame: pd.DataFrame, y: str, color: str, references: dict[st
         layers.append(alt.Chart(size).mark_text(align="right", dx=-4, dy=8, color="gray", baseline="top").encode(
             x=f"{x}:Q", y=alt.value(0), text="label:N"))
     return alt.layer(*layers).properties(title=title, width=WIDTH, height=HEIGHT)
+
+
+def robustness_heatmap(frame: pd.DataFrame, title: str, columns: list[str], layers: list[str], value: str = "error",
+                       width: int | None = None, height: int | None = None) -> alt.LayerChart:
+    """Zhang, Bengio & Singer's layer-robustness figure: layers as rows (first at the top), columns in the order
+    given (re-randomization first, then the checkpoints), each cell coloured by the test ``value`` on [0, 1] and
+    labelled with it in percent (± the spread over draws where ``std`` > 0)."""
+    check_rows(frame, title)
+    frame = frame.assign(label=[f"{100 * v:.0f}" + (f"±{100 * s:.0f}" if s >= 0.005 else "")
+                                for v, s in zip(frame[value], frame.get("std", pd.Series(0.0, index=frame.index)))])
+    base = alt.Chart(frame).encode(
+        x=alt.X("column:O", title="re-randomization | re-initialization to epoch τ", sort=columns,
+                axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("layer:O", title="layer", sort=layers))
+    rect = base.mark_rect().encode(
+        color=alt.Color(f"{value}:Q", title="test error", scale=alt.Scale(scheme="viridis", domain=[0, 1])),
+        tooltip=["layer", "column", alt.Tooltip(f"{value}:Q", format=".3f")] +
+                (["std:Q", "count:Q"] if "std" in frame else []))
+    text = base.mark_text(fontSize=9).encode(
+        text="label:N", color=alt.condition(f"datum.{value} > 0.5", alt.value("black"), alt.value("white")))
+    return (rect + text).properties(title=title, width=width or 34 * len(columns), height=height or 24 * len(layers))
