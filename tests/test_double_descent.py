@@ -11,9 +11,18 @@ import torch
 from lib import double_descent as dd
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small products on a shared 2-core machine run many times faster on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def mnist_slice():
-    split = dd.mnist_split(200, 100, seed=3)
+    split = dd.mnist_split(120, 100, seed=3)
     return split.x_train, split.y_train
 
 
@@ -66,6 +75,22 @@ def test_a_width_stops_at_zero_training_error_and_then_does_not_move(mnist_slice
     assert dd.evaluate(nets[1:], x, y)["error"] == [0.0]
 
 
+def test_the_sweeps_adam_is_torchs_adam(mnist_slice):
+    x, y = mnist_slice
+    spec = dd.TrainSpec(epochs=5, lr=3e-3, optimizer="adam")  # full batch: 5 steps
+    (ours,), _ = dd.train_sweep([dd.glorot(16, 2)], x, y, spec)
+    start = dd.glorot(16, 2)
+    params = [start[k].clone().requires_grad_(True) for k in ("w1", "b1", "w2", "b2")]
+    optimizer = torch.optim.Adam(params, lr=3e-3)
+    for _ in range(5):
+        optimizer.zero_grad()
+        out = torch.relu(x @ params[0] + params[1]) @ params[2] + params[3]
+        ((out - torch.nn.functional.one_hot(y, 10)) ** 2).sum(1).mean().backward()
+        optimizer.step()
+    for name, p in zip(("w1", "b1", "w2", "b2"), params):
+        torch.testing.assert_close(ours[name], p.detach(), rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("n, features", [(40, 15), (40, 40), (40, 120)])
 def test_random_feature_solution_is_least_squares_below_and_min_norm_interpolant_above(n, features):
     g = torch.Generator().manual_seed(0)
@@ -91,10 +116,10 @@ def test_random_feature_solution_is_least_squares_below_and_min_norm_interpolant
 def test_fourier_features_approximate_the_gaussian_kernel():
     g = torch.Generator().manual_seed(2)
     x = torch.rand(5, 784, generator=g, dtype=torch.float64) * 0.3
-    v, b = dd.fourier_frequencies(200_000, sigma=5.0, seed=3)
+    v, b = dd.fourier_frequencies(40_000, sigma=5.0, seed=3)
     z = dd.fourier_features(x, v, b)
     kernel = torch.exp(-torch.cdist(x, x) ** 2 / (2 * 25.0))
-    assert (z @ z.T - kernel).abs().max() < 0.02
+    assert (z @ z.T - kernel).abs().max() < 0.03  # Monte Carlo error about 1 / sqrt(N) = 0.005
 
 
 def test_curves_are_cached_on_disk_and_reused(isolated_cache, monkeypatch):
