@@ -147,6 +147,7 @@ class WengDoubleDescent(ChapterParams):
     seeds: list[Seed]                   # repetitions (Belkin et al.: 5), averaged
     widths: list[PositiveInt]           # hidden units H, increasing
     training: DoubleDescentTraining     # decay and stop at zero error apply below the threshold n K only
+    chain_epochs: PositiveInt           # the reuse chain's per-net budget (Belkin: to zero error or 6,000 epochs)
     label_noise: Probability            # fraction of training labels redrawn in the label-noise variant
     noise_seed: Seed
     weng: DoubleDescentWeng
