@@ -306,6 +306,38 @@ def measure(n: int, epochs: int, results: dict) -> None:
         shutil.rmtree(raw_root, ignore_errors=True)
 
 
+def double_descent_sweep(n: int = 4000, epochs: int = 3, widths: tuple[int, ...] | None = None) -> dict:
+    """Belkin et al.'s width sweep (lib.double_descent): all widths trained jointly as one block-structured model
+    vs one width at a time, same full-batch momentum steps, interleaved in this process. Also how close the joint
+    sweep runs to the cost of its widest member alone."""
+    from lib import double_descent as dd
+
+    widths = list(widths or (51, 56, 64, 80, 100, 150, 250, 400, 1000))
+    split = dd.mnist_split(n, 1000, seed=0)
+    spec = dd.TrainSpec(epochs=epochs, lr=0.01, momentum=0.9)
+
+    def joint() -> float:
+        started = time.perf_counter()
+        dd.train_sweep([dd.glorot(w, 0) for w in widths], split.x_train, split.y_train, spec)
+        return time.perf_counter() - started
+
+    def one_by_one() -> tuple[float, float]:
+        total, widest = 0.0, 0.0
+        for w in widths:
+            started = time.perf_counter()
+            dd.train_sweep([dd.glorot(w, 0)], split.x_train, split.y_train, spec)
+            elapsed = time.perf_counter() - started
+            total += elapsed
+            widest = elapsed if w == max(widths) else widest
+        return total, widest
+
+    joint()  # warm-up
+    joint_s, (sequential_s, widest_s) = joint(), one_by_one()
+    joint_s = min(joint_s, joint())
+    return {"widths": widths, "n_train": n, "epochs": epochs, "joint_s": joint_s, "one_by_one_s": sequential_s,
+            "widest_alone_s": widest_s, "speedup": sequential_s / joint_s, "joint_vs_widest": joint_s / widest_s}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke test of the benchmark)")
@@ -315,12 +347,15 @@ def main() -> None:
     parser.add_argument("--paper-grid-epochs", type=int, default=None,
                         help="cap the paper grid at this many epochs and project the full grid from it")
     parser.add_argument("--only-paper-grid", action="store_true", help="skip every other measurement")
+    parser.add_argument("--only-double-descent", action="store_true", help="only the double-descent sweep")
     args = parser.parse_args()
     n, epochs = (2000, 1) if args.quick else ((60000, 2) if torch.cuda.is_available() else (10000, 2))
     torch.set_num_threads(torch.get_num_threads())
     results: dict = {"device": str(default_device()), "threads": torch.get_num_threads(), "n_train": n, "epochs": epochs}
-    if not args.only_paper_grid:
+    if not (args.only_paper_grid or args.only_double_descent):
         measure(n, epochs, results)
+    if not args.only_paper_grid:
+        results["double_descent_sweep"] = double_descent_sweep(epochs=1 if args.quick else 3)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
@@ -328,8 +363,14 @@ def main() -> None:
         print("Timing the MASC MLP-MNIST paper grid (the other results are written already)", flush=True)
         results["masc_mlp_paper_grid"] = masc_paper_grid(args.paper_grid_epochs)
         out.write_text(json.dumps(results, indent=1))
-    if not args.only_paper_grid:
+    if not (args.only_paper_grid or args.only_double_descent):
         print_table(results, n, epochs)
+    if "double_descent_sweep" in results:
+        d = results["double_descent_sweep"]
+        print(f"  double-descent sweep ({len(d['widths'])} widths {d['widths'][0]}-{d['widths'][-1]}, {d['n_train']} "
+              f"images, {d['epochs']} full-batch epochs): jointly {d['joint_s']:.2f} s, one width at a time "
+              f"{d['one_by_one_s']:.2f} s, speed-up {d['speedup']:.2f}x; the joint sweep costs "
+              f"{d['joint_vs_widest']:.2f}x its widest member alone")
     if "masc_mlp_paper_grid" in results:
         g = results["masc_mlp_paper_grid"]
         print(f"  MASC MLP-MNIST paper grid ({g['runs']} runs, max {g['max_epochs'] or 'all'} epochs): "

@@ -706,3 +706,45 @@ class WengLayerRobustness(ChapterParams):
     weng: LayerRobustnessNet              # the essay's variant: the same net trained with dropout
     conv: dict[str, LayerRobustnessNet]   # VGG-style nets on CIFAR-10
     torch_threads: PositiveInt | None
+
+
+class DoubleDescentTraining(Entry):
+    """How one side of the threshold trains (lib.double_descent.TrainSpec fields)."""
+
+    epochs: PositiveInt
+    lr: PositiveFloat
+    optimizer: str = "sgd"
+    momentum: Probability = 0.95
+    batch_size: PositiveInt | None = None      # null: full batch
+    lr_decay: Annotated[float, Field(gt=0, le=1)] = 1.0
+    lr_decay_every: NonNegativeInt = 0
+    stop_at_zero_error: bool = False
+    loss_on: str = "linear"                    # "linear" (Belkin) or "softmax" (Weng's code)
+
+
+class DoubleDescentWeng(Entry):
+    widths: list[PositiveInt]
+    training: DoubleDescentTraining
+
+
+class DoubleDescentRFF(Entry):
+    n_train: PositiveInt
+    features: list[PositiveInt]
+    sigma: PositiveFloat
+    seed: Seed
+
+
+@schema("weng-double-descent")
+class WengDoubleDescent(ChapterParams):
+    n_train: PositiveInt                # Belkin et al.: 4,000 MNIST images, sampled once
+    n_test: PositiveInt | None          # null: the full 10,000-image test set
+    split_seed: Seed
+    seeds: list[Seed]                   # repetitions (Belkin et al.: 5), averaged
+    widths: list[PositiveInt]           # hidden units H, increasing
+    training: DoubleDescentTraining     # decay and stop at zero error apply below the threshold n K only
+    chain_epochs: PositiveInt           # the reuse chain's per-net budget (Belkin: to zero error or 6,000 epochs)
+    label_noise: Probability            # fraction of training labels redrawn in the label-noise variant
+    noise_seed: Seed
+    weng: DoubleDescentWeng
+    rff: DoubleDescentRFF
+    torch_threads: NonNegativeInt       # 0: torch's default
