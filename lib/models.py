@@ -321,6 +321,7 @@ def lenet(input_shape: tuple[int, ...], num_classes: int = 10) -> ProbedSequenti
     blocks["fc1"] = nn.Sequential(nn.Linear(previous, 120), nn.ReLU())
     blocks["fc2"] = nn.Sequential(nn.Linear(120, 84), nn.ReLU())
     blocks["output"] = nn.Linear(84, num_classes)
+    return ProbedSequential(blocks)
 
 
 # --- VGG-11 (Zhang, Bengio & Singer 2019) ----------------------------------------------------------

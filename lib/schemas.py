@@ -93,12 +93,13 @@ def _source_constants(module: str) -> dict[str, Any]:
 
 def _known_model(name: Any) -> bool:
     models = _constants("models")
-    return isinstance(name, str) and bool(models["_MLP_DEPTH"].match(name) or models["_MLP_WIDTHS"].match(name)
-                                          or name in models["NAMED_MODELS"])
+    # every name pattern lib.models compiles (mlp{depth}x{width}, mlp-W1-W2-..., vgg11-divN, ...) and its named models
+    patterns = [value for value in models.values() if isinstance(value, re.Pattern)]
+    return isinstance(name, str) and (any(p.match(name) for p in patterns) or name in models["NAMED_MODELS"])
 
 
 def _model_message() -> str:
-    return (f"is not a known model: use mlp{{depth}}x{{width}}, mlp-W1-W2-..., or one of "
+    return (f"is not a known model: use mlp{{depth}}x{{width}}, mlp-W1-W2-..., vgg11[-divN], or one of "
             f"{sorted(_constants('models')['NAMED_MODELS'])}")
 
 
