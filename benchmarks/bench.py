@@ -338,6 +338,33 @@ def double_descent_sweep(n: int = 4000, epochs: int = 3, widths: tuple[int, ...]
             "widest_alone_s": widest_s, "speedup": sequential_s / joint_s, "joint_vs_widest": joint_s / widest_s}
 
 
+def kernel_solver(n: int = 10000, iterations: int = 20) -> dict:
+    """The kernel interpolation solver of lib.kernels (Zhang et al. Section 5) on n MNIST images: building K
+    (2 n² d flops), then PCG and EigenPro with the Nyström preconditioner, each for ``iterations`` products with K
+    (2 n² · 10 flops each) and an exact float64 Cholesky solve for reference; GFLOP/s against the machine's large
+    float32 product rate (:func:`product_ceiling`)."""
+    from lib import kernels
+    from lib.train import RunConfig, prepare_data
+
+    data = prepare_data(RunConfig(dataset="mnist", n_train=n, n_test=100, preprocessing="scale"))
+    x, y = data.x_train.flatten(1), kernels.one_hot(data.y_train, 10)
+    started = time.perf_counter()
+    K = kernels.gaussian_kernel(x, gamma=0.02)
+    build_s = time.perf_counter() - started
+    rows = {"n": n, "build_s": build_s, "build_gflops": 2 * n * n * x.shape[1] / build_s / 1e9}
+    for method in ("pcg", "eigenpro"):
+        _, info = kernels.solve_iterative(K, y, method=method, max_iter=iterations, tol=0.0)
+        products_s = info.seconds - info.preconditioner["seconds"]
+        rows[method] = {"iterations": info.iterations, "seconds": info.seconds, "residual": info.residuals[-1],
+                        "preconditioner_s": info.preconditioner["seconds"],
+                        "product_gflops": info.products * 2 * n * n * y.shape[1] / products_s / 1e9}
+    started = time.perf_counter()
+    kernels.solve_cholesky(K.double(), y)
+    rows["cholesky_s"] = time.perf_counter() - started
+    rows["large_product_gflops"] = product_ceiling(repeats=20)["large_gflops"]
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke test of the benchmark)")
@@ -348,14 +375,18 @@ def main() -> None:
                         help="cap the paper grid at this many epochs and project the full grid from it")
     parser.add_argument("--only-paper-grid", action="store_true", help="skip every other measurement")
     parser.add_argument("--only-double-descent", action="store_true", help="only the double-descent sweep")
+    parser.add_argument("--only-kernels", action="store_true", help="only the kernel solver")
     args = parser.parse_args()
     n, epochs = (2000, 1) if args.quick else ((60000, 2) if torch.cuda.is_available() else (10000, 2))
     torch.set_num_threads(torch.get_num_threads())
     results: dict = {"device": str(default_device()), "threads": torch.get_num_threads(), "n_train": n, "epochs": epochs}
-    if not (args.only_paper_grid or args.only_double_descent):
+    only = args.only_paper_grid or args.only_double_descent or args.only_kernels
+    if not only:
         measure(n, epochs, results)
-    if not args.only_paper_grid:
+    if not only or args.only_double_descent:
         results["double_descent_sweep"] = double_descent_sweep(epochs=1 if args.quick else 3)
+    if not only or args.only_kernels:
+        results["kernel_solver"] = kernel_solver(n=2000 if args.quick else 10000, iterations=5 if args.quick else 20)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
@@ -363,8 +394,15 @@ def main() -> None:
         print("Timing the MASC MLP-MNIST paper grid (the other results are written already)", flush=True)
         results["masc_mlp_paper_grid"] = masc_paper_grid(args.paper_grid_epochs)
         out.write_text(json.dumps(results, indent=1))
-    if not (args.only_paper_grid or args.only_double_descent):
+    if not only:
         print_table(results, n, epochs)
+    if "kernel_solver" in results:
+        k = results["kernel_solver"]
+        print(f"  kernel solver (MNIST n = {k['n']:,}): K built in {k['build_s']:.1f} s ({k['build_gflops']:.0f} GFLOP/s); "
+              + "; ".join(f"{m}: {k[m]['iterations']} products in {k[m]['seconds']:.1f} s, residual {k[m]['residual']:.1e}, "
+                          f"{k[m]['product_gflops']:.0f} GFLOP/s" for m in ("pcg", "eigenpro"))
+              + f"; exact float64 Cholesky {k['cholesky_s']:.1f} s; this machine's large float32 product "
+                f"{k['large_product_gflops']:.0f} GFLOP/s")
     if "double_descent_sweep" in results:
         d = results["double_descent_sweep"]
         print(f"  double-descent sweep ({len(d['widths'])} widths {d['widths'][0]}-{d['widths'][-1]}, {d['n_train']} "
