@@ -113,3 +113,22 @@ def execute_chapter_outputs(chapter: str, out: Path, *arguments: str) -> tuple[l
     assert not [o for o in outputs if o.output_type == "error"]
     charts = [o for o in outputs if "vega-embed" in o.get("data", {}).get("text/html", "")]
     return outputs, charts, "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+
+
+def execute_in_isolation(chapter: str, root: Path, scale: str = "smoke"):
+    """Execute ``book/<chapter>.md`` with papermill at ``scale`` in an empty run cache and claims folder under
+    ``root`` (this checkout's ``lib`` on the kernel's path); returns the executed notebook."""
+    import jupytext
+    import nbformat
+    import papermill
+
+    repo = Path(__file__).resolve().parents[1]
+    source = root / "in.ipynb"
+    nbformat.write(jupytext.read(repo / "book" / f"{chapter}.md"), source)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LIB_CACHE_DIR", str(root / "runs"))
+        patch.setenv("LIB_CLAIMS_DIR", str(root / "claims"))
+        patch.setenv("PYTHONPATH", str(repo))
+        papermill.execute_notebook(str(source), str(root / "out.ipynb"), parameters={"scale": scale},
+                                   cwd=str(repo / "book"), progress_bar=False)
+    return nbformat.read(root / "out.ipynb", as_version=4)

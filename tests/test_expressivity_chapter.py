@@ -9,21 +9,15 @@ import nbformat
 import papermill
 import pytest
 
+from conftest import execute_in_isolation
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
     root = tmp_path_factory.mktemp("expressivity")
-    source = root / "in.ipynb"
-    nbformat.write(jupytext.read(REPO / "book" / "zhang-expressivity.md"), source)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LIB_CACHE_DIR", str(root / "runs"))
-        patch.setenv("LIB_CLAIMS_DIR", str(root / "claims"))
-        patch.setenv("PYTHONPATH", str(REPO))
-        papermill.execute_notebook(str(source), str(root / "out.ipynb"), parameters={"scale": "smoke"},
-                                   cwd=str(REPO / "book"), progress_bar=False)
-    return nbformat.read(root / "out.ipynb", as_version=4), root
+    return execute_in_isolation("zhang-expressivity", root), root
 
 
 def _texts(nb) -> str:

@@ -10,6 +10,8 @@ import nbformat
 import papermill
 import pytest
 
+from conftest import execute_in_isolation
+
 from lib import runs
 from lib.params import load_params
 from lib.protocols import zhang_config, zhang_row_config
@@ -38,15 +40,7 @@ def test_the_randomization_chapter_builds_its_configs_through_the_protocol():
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
     root = tmp_path_factory.mktemp("regularization")
-    source = root / "in.ipynb"
-    nbformat.write(jupytext.read(REPO / "book" / "zhang-regularization.md"), source)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LIB_CACHE_DIR", str(root / "runs"))
-        patch.setenv("LIB_CLAIMS_DIR", str(root / "claims"))
-        patch.setenv("PYTHONPATH", str(REPO))
-        papermill.execute_notebook(str(source), str(root / "out.ipynb"), parameters={"scale": "smoke"},
-                                   cwd=str(REPO / "book"), progress_bar=False)
-    return nbformat.read(root / "out.ipynb", as_version=4), root
+    return execute_in_isolation("zhang-regularization", root), root
 
 
 def test_chapter_executes_at_smoke_scale(executed):

@@ -10,6 +10,8 @@ import nbformat
 import papermill
 import pytest
 
+from conftest import execute_in_isolation
+
 REPO = Path(__file__).resolve().parents[1]
 CHAPTER = "weng-intrinsic-dimension"
 
@@ -17,15 +19,7 @@ CHAPTER = "weng-intrinsic-dimension"
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
     root = tmp_path_factory.mktemp("intrinsic")
-    source = root / "in.ipynb"
-    nbformat.write(jupytext.read(REPO / "book" / f"{CHAPTER}.md"), source)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LIB_CACHE_DIR", str(root / "runs"))
-        patch.setenv("LIB_CLAIMS_DIR", str(root / "claims"))
-        patch.setenv("PYTHONPATH", str(REPO))
-        papermill.execute_notebook(str(source), str(root / "out.ipynb"), parameters={"scale": "smoke"},
-                                   cwd=str(REPO / "book"), progress_bar=False)
-    return nbformat.read(root / "out.ipynb", as_version=4), root
+    return execute_in_isolation(CHAPTER, root), root
 
 
 def test_chapter_runs_every_section(executed):
