@@ -128,6 +128,7 @@ NOISE_TYPES = ("label_noise", "gaussian_input", "structured_input")  # Theunisse
 OPTIMIZERS = ("sgd", "adam")
 LOSSES = ("cross_entropy", "mse")
 PRECISIONS = ("fp32", "bf16")
+BN_STATISTICS = ("running", "population")  # lib.train.RunConfig.bn_statistics
 
 
 
@@ -153,6 +154,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], Callable[[], str] | str]] = {
     "optimizer": _one_of(OPTIMIZERS),
     "loss": _one_of(LOSSES),
     "precision": _one_of(PRECISIONS),
+    "bn_statistics": _one_of(BN_STATISTICS),
     "split": _one_of(_splits),
     "init": _one_of(_initializations),
 }
@@ -241,7 +243,7 @@ RUN_CONFIG_RULES: dict[str, tuple[str, bool]] = {  # field → (rule, None allow
     "lr": ("positive_float", False), "momentum": ("probability", False), "lr_decay": ("positive_float", False),
     "weight_decay": ("non_negative_float", False), "batch_size": ("positive_int", False), "loss": ("loss", False),
     "max_epochs": ("positive_int", False), "stop_train_acc": ("fraction", True), "precision": ("precision", False),
-    "test_every": ("positive_int", False),
+    "test_every": ("positive_int", False), "bn_statistics": ("bn_statistics", False),
 }
 
 
@@ -625,6 +627,9 @@ class ZhangRegularizationModel(Entry):
     max_epochs: PositiveInt | None = None
     test_every: PositiveInt | None = None
     regularized_max_epochs: PositiveInt | None = None  # epoch cap of the runs the randomization chapter does not share
+    augmented_max_epochs: PositiveInt | None = None  # epoch cap of Table 1's random-crop runs
+    init: InitName | None = None  # an initialization of lib.models.initialize (None = PyTorch's default)
+    bn_statistics: _checked("bn_statistics", str) | None = None  # BatchNorm's statistics at evaluation (RunConfig)
 
 
 @schema("zhang-regularization")

@@ -74,6 +74,10 @@ class RunConfig:
     ``flip_rotate``: random left-right flips and rotations up to 25 degrees, then the centre crop;
     see :mod:`lib.augment`), which needs the ``zhang`` preprocessing and makes the stopping
     criterion read the epoch's online accuracy on the augmented batches (footnote 5 of Table 4).
+    BatchNorm at evaluation: ``bn_statistics`` ``running`` (PyTorch's exponential running averages, momentum 0.1)
+    or ``population`` (before every evaluation, the statistics are recomputed as averages over the training set's
+    batches with the current weights, the inference rule of Ioffe & Szegedy 2015, Algorithm 2, lines 8-11; training
+    is unchanged). Running averages lag the weights when an epoch has only a few steps (small subsets).
     Outputs: ``save_epochs`` (a tuple; empty by default) keeps a copy of the weights after each of
     these epochs (0 = the initial weights) in :attr:`TrainedRun.snapshots`, which the run cache
     stores with the run (Zhang, Bengio & Singer 2019 re-initialize layers to such checkpoints).
@@ -104,6 +108,7 @@ class RunConfig:
     test_every: int = 1
     augment: str = "none"
     save_epochs: tuple[int, ...] = ()
+    bn_statistics: str = "running"
 
     def __post_init__(self) -> None:
         # every field against lib.schemas' rules (types, ranges, known names, subset sizes), with the messages of
@@ -218,6 +223,25 @@ def _optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
 
 
 @torch.no_grad()
+def population_statistics(model: nn.Module, x: torch.Tensor, batch_size: int, precision: str = "fp32") -> None:
+    """Set every BatchNorm layer's mean and variance to their averages over the batches of ``x`` under the current
+    weights (Ioffe & Szegedy 2015, Algorithm 2: inference uses population statistics, not the training batches')."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches below
+    model.train()
+    for start in range(0, len(x), batch_size):
+        with _autocast(x.device, precision):
+            model(x[start:start + batch_size])
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+
+
+@torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, batch_size: int = 2048,
              precision: str = "fp32") -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` (in eval mode) over ``(x, y)``."""
@@ -322,6 +346,9 @@ def train(config: RunConfig, device: torch.device | None = None, checkpoint: Pat
             check_train = last or _reached(online_acc, config.stop_train_acc)
         else:
             check_train = last or (config.stop_train_acc is not None and online_acc >= config.stop_train_acc - 0.1)
+        will_test = check_train or last or epoch % config.test_every == 0
+        if config.bn_statistics == "population" and will_test:
+            population_statistics(model, x_train, config.batch_size, config.precision)
         train_loss_eval, train_acc = (evaluate(model, x_train, y_train, loss_fn, precision=config.precision)
                                       if check_train else (nan, nan))
         fit = online_acc if config.augmented else train_acc

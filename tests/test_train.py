@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -96,3 +97,33 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     cols = ["epoch", "step", "train_loss", "train_acc", "test_acc"]
     assert resumed.history[cols].equals(uninterrupted.history[cols])
     assert all(torch.equal(resumed.state_dict[k], uninterrupted.state_dict[k]) for k in resumed.state_dict)
+
+
+def test_population_statistics_are_the_average_over_the_training_batches():
+    """Ioffe & Szegedy's inference rule: the mean and unbiased variance averaged over the batches of the data."""
+    from lib.train import population_statistics
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU())
+    model[1].running_mean.fill_(5.0)  # stale estimates, as after a few steps of momentum 0.1
+    x = torch.randn(64, 3, 8, 8)
+    population_statistics(model, x, batch_size=16)
+    with torch.no_grad():
+        features = model[0](x)
+    batches = [features[i:i + 16] for i in range(0, 64, 16)]
+    mean = torch.stack([b.mean((0, 2, 3)) for b in batches]).mean(0)
+    var = torch.stack([b.transpose(0, 1).reshape(4, -1).var(1, unbiased=True) for b in batches]).mean(0)
+    assert torch.allclose(model[1].running_mean, mean, atol=1e-5)
+    assert torch.allclose(model[1].running_var, var, atol=1e-4)
+    assert model[1].momentum == 0.1  # training's momentum is restored
+
+
+def test_population_statistics_change_evaluation_but_not_training():
+    base = RunConfig(dataset="cifar10", n_train=64, n_test=64, model="inception", lr=0.1, batch_size=32, max_epochs=2,
+                     stop_train_acc=None, test_every=1)
+    running, population = (train(replace(base, bn_statistics=b), progress=False) for b in ("running", "population"))
+    assert running.history.train_loss.tolist() == population.history.train_loss.tolist()
+    assert not torch.equal(running.state_dict["blocks.conv1.norm.running_mean"],
+                           population.state_dict["blocks.conv1.norm.running_mean"])
+    with pytest.raises(ValueError, match="bn_statistics"):
+        replace(base, bn_statistics="batch")
