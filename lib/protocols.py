@@ -69,7 +69,7 @@ def zhang_config(P: Mapping, model: str, **changes) -> RunConfig:
     """One CIFAR-10 run of Zhang et al.'s appendix A for model entry ``P["models"][model]``, unregularized.
 
     The model entry gives ``n_train``, ``lr`` and ``lr_decay``, and may replace the chapter-wide ``n_test``,
-    ``max_epochs``, ``test_every`` and ``precision`` for that model; ``changes`` replace any field afterwards
+    ``max_epochs``, ``test_every``, ``precision``, ``init`` and ``bn_statistics`` for that model; ``changes`` replace any field afterwards
     (``corruption=1.0`` for random labels, ``weight_decay=``, ``augment=``). Labels are ``partial_labels`` at
     ``corruption`` (0 by default: the true labels), so the true-label run of every chapter is the same run.
     """
@@ -79,8 +79,9 @@ def zhang_config(P: Mapping, model: str, **changes) -> RunConfig:
                   max_epochs=m.get("max_epochs", P["max_epochs"]), stop_train_acc=P["stop_train_acc"],
                   test_every=m.get("test_every", P["test_every"]), seed=P["seed"], data_seed=P["data_seed"],
                   randomization="partial_labels")
-    if "precision" in m:
-        values["precision"] = m["precision"]
+    for key in ("precision", "init", "bn_statistics"):
+        if m.get(key) is not None:
+            values[key] = m[key]
     return RunConfig(**{**values, **changes})
 
 

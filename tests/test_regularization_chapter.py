@@ -31,6 +31,18 @@ def test_the_shared_runs_are_the_randomization_chapters_runs(scale):
                     == runs.run_key(zhang_config(theirs, model, corruption=corruption))), (model, row)
 
 
+@pytest.mark.parametrize("scale", ["smoke", "cpu", "paper"])
+def test_a_model_entry_can_set_its_initialization(scale):
+    """Inception w/o BatchNorm trains from He initialization (PyTorch's default does not train it); others keep theirs."""
+    P = load_params("zhang-regularization", scale)
+    assert zhang_row_config(P, "inception_nobn", "none").init == "he_normal"
+    assert zhang_row_config(P, "inception_nobn", "random_labels", "table1").init == "he_normal"
+    assert {zhang_row_config(P, m, "none").init for m in P.models if m != "inception_nobn"} == {"default"}
+    with pytest.raises(ValueError, match="init"):  # a bad name fails when the parameters are read
+        load_params("zhang-regularization", scale, {"models": {**P.models, "alexnet": {**P.models["alexnet"],
+                                                                                        "init": "orthogonal"}}})
+
+
 def test_the_randomization_chapter_builds_its_configs_through_the_protocol():
     code = "\n".join(c.source for c in jupytext.read(REPO / "book" / "zhang-randomization.md").cells
                      if c.cell_type == "code")
