@@ -69,8 +69,9 @@ def zhang_config(P: Mapping, model: str, **changes) -> RunConfig:
     """One CIFAR-10 run of Zhang et al.'s appendix A for model entry ``P["models"][model]``, unregularized.
 
     The model entry gives ``n_train``, ``lr`` and ``lr_decay``, and may replace the chapter-wide ``n_test``,
-    ``max_epochs``, ``test_every``, ``precision``, ``init`` and ``bn_statistics`` for that model; ``changes`` replace any field afterwards
-    (``corruption=1.0`` for random labels, ``weight_decay=``, ``augment=``). Labels are ``partial_labels`` at
+    ``max_epochs`` and ``test_every``, and PyTorch's defaults ``precision``, ``init`` and ``bn_statistics``, for that
+    model; ``changes`` replace any field afterwards (``corruption=1.0`` for random labels, ``weight_decay=``,
+    ``augment=``). Labels are ``partial_labels`` at
     ``corruption`` (0 by default: the true labels), so the true-label run of every chapter is the same run.
     """
     m = P["models"][model]

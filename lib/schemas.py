@@ -191,6 +191,7 @@ NoiseType = _checked("noise_type", str)
 PreprocessingName = _checked("preprocessing", str)
 OptimizerName = _checked("optimizer", str)
 InitName = _checked("init", str)
+BnStatisticsName = _checked("bn_statistics", str)
 
 
 def _located(message: str) -> PydanticCustomError:
@@ -629,7 +630,7 @@ class ZhangRegularizationModel(Entry):
     regularized_max_epochs: PositiveInt | None = None  # epoch cap of the runs the randomization chapter does not share
     augmented_max_epochs: PositiveInt | None = None  # epoch cap of Table 1's random-crop runs
     init: InitName | None = None  # an initialization of lib.models.initialize (None = PyTorch's default)
-    bn_statistics: _checked("bn_statistics", str) | None = None  # BatchNorm's statistics at evaluation (RunConfig)
+    bn_statistics: BnStatisticsName | None = None  # BatchNorm's statistics at evaluation (lib.train.RunConfig)
 
 
 @schema("zhang-regularization")
