@@ -18,21 +18,15 @@ the input, the flatten layer and each fully connected layer; AlexNet — the fla
 each fully connected layer. :func:`display_names` gives the paper's names ("FC (128)",
 "Flat (576)").
 
-Results are cached on disk beside the run cache (``<cache>/decode/<key>/``) under a hash of
-the run, the decoding arguments and the source of this module, :mod:`lib.masc` and the training
-modules, so a rebuilt chapter re-decodes nothing that did not change.
+Results are kept in the result store (:mod:`lib.cache`, ``<cache>/decode/<key>/``) under a hash of
+the run's key (which hashes the training modules), the decoding arguments and the source of this module and
+:mod:`lib.masc`, so a rebuilt chapter re-decodes nothing that did not change.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import uuid
 from collections import Counter
 from dataclasses import replace
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -42,11 +36,11 @@ from torch import nn
 
 from lib.masc import MASC
 from lib.models import build_model
-from lib.runs import cache_dir, code_version, run, run_key
+from lib.cache import Store
+from lib.runs import run, run_key
 from lib.train import RunConfig, default_device, prepare_data
 
 SETS = ("corrupted train", "original train", "test")
-PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def probed_layers(model_name: str, model: nn.Module) -> list[str]:
@@ -128,14 +122,12 @@ def subspace_labels(config: RunConfig, subspace: str) -> torch.Tensor:
     raise ValueError(f"unknown subspace labels {subspace!r}: 'corrupted', 'true' or 'corrupted:<p>'")
 
 
-def _decode_key(config: RunConfig, subspaces: Sequence[str], variances: Sequence[float], random_init: bool) -> str:
-    digest = hashlib.sha256()
-    digest.update(run_key(config).encode())
-    digest.update(json.dumps([list(subspaces), [float(v) for v in variances], random_init]).encode())
-    digest.update(code_version().encode())
-    for name in ("decode.py", "masc.py"):
-        digest.update((PACKAGE_DIR / name).read_bytes())
-    return digest.hexdigest()[:20]
+STORE = Store("decode", sources=("decode.py", "masc.py"))  # the run's key already hashes the training code
+
+
+def _decode_settings(config: RunConfig, subspaces: Sequence[str], variances: Sequence[float], random_init: bool) -> dict:
+    return dict(run=run_key(config), subspaces=list(subspaces), variances=[float(v) for v in variances],
+                random_init=bool(random_init))
 
 
 def decode_run(config: RunConfig, subspaces: Sequence[str] = ("corrupted", "true"),
@@ -148,9 +140,16 @@ def decode_run(config: RunConfig, subspaces: Sequence[str] = ("corrupted", "true
     with columns ``subspace``, ``variance``, ``network`` ("trained" or "random init") added to
     :func:`decode_features`' columns.
     """
-    path = cache_dir() / "decode" / _decode_key(config, subspaces, variances, random_init)
-    if use_cache and (path / "components.csv").is_file():
-        return pd.read_csv(path / "accuracy.csv"), pd.read_csv(path / "components.csv")
+    if use_cache:
+        result, _ = STORE.fetch(_decode_settings(config, subspaces, variances, random_init),
+                                lambda: dict(zip(("accuracy", "components"),
+                                                 _decode(config, subspaces, variances, random_init))))
+        return result["accuracy"], result["components"]
+    return _decode(config, subspaces, variances, random_init)
+
+
+def _decode(config: RunConfig, subspaces: Sequence[str], variances: Sequence[float],
+            random_init: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     data = prepare_data(config)
     shape = tuple(data.x_train.shape[1:])
     if random_init:
@@ -173,21 +172,7 @@ def decode_run(config: RunConfig, subspaces: Sequence[str] = ("corrupted", "true
             tags = dict(subspace=subspace, variance=float(variance), network="random init" if random_init else "trained")
             accuracy.append(acc.assign(**tags))
             components.append(comp.assign(**tags))
-    accuracy, components = pd.concat(accuracy, ignore_index=True), pd.concat(components, ignore_index=True)
-    if use_cache:
-        _store(path, accuracy, components)
-    return accuracy, components
-
-
-def _store(path: Path, accuracy: pd.DataFrame, components: pd.DataFrame) -> None:
-    temporary = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:8]}"
-    temporary.mkdir(parents=True)
-    accuracy.to_csv(temporary / "accuracy.csv", index=False)
-    components.to_csv(temporary / "components.csv", index=False)
-    try:
-        os.replace(temporary, path)
-    except OSError:  # stored by another process first
-        shutil.rmtree(temporary, ignore_errors=True)
+    return pd.concat(accuracy, ignore_index=True), pd.concat(components, ignore_index=True)
 
 
 def decode_grid(jobs: Iterable[tuple[dict, RunConfig, dict]]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -29,17 +29,14 @@ which interpolates once N >= n; the test risk peaks at N = n (:func:`rff_curve`)
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 
 from lib import data as data_lib
+from lib.cache import Store
 
 INPUT_DIM, NUM_CLASSES = 784, 10
 
@@ -260,35 +257,22 @@ def evaluate(nets: list[dict], x: torch.Tensor, y: torch.Tensor, chunk: int = 50
 # Curves, cached on disk
 
 
-def cache_root() -> Path:
-    from lib.runs import cache_dir
-
-    return cache_dir() / "double-descent"
-
-
-def _key(kind: str, settings: dict) -> str:
-    text = json.dumps({"kind": kind, **settings}, sort_keys=True, default=str)
-    return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+STORE = Store("double-descent", sources=("double_descent.py", "data.py"))  # the sweep trainer's source is in the key
 
 
 def cached(kind: str, settings: dict, compute) -> dict:
-    """``compute()`` once per (kind, settings); the result (a JSON-able dict) is kept in the run cache, written
-    atomically (temporary name, then os.replace), and read back on the next call."""
-    path = cache_root() / f"{_key(kind, settings)}.json"
-    if path.is_file():
-        result = json.loads(path.read_text())
-        result["cached"] = True
-        return result
-    started = time.perf_counter()
-    result = compute()
-    result["seconds"] = time.perf_counter() - started
-    result["settings"] = settings
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(result))
-    os.replace(temporary, path)
-    result["cached"] = False
-    return result
+    """``compute()`` once per (kind, settings, source of this module and of the data loader); the result (a
+    JSON-able dict) is kept in the result store (:mod:`lib.cache`) and read back on the next call."""
+
+    def timed() -> dict:
+        started = time.perf_counter()
+        result = compute()
+        result["seconds"] = time.perf_counter() - started
+        result["settings"] = settings
+        return {"result": result}
+
+    stored, was_cached = STORE.fetch({"kind": kind, **settings}, timed)
+    return {**stored["result"], "cached": was_cached}
 
 
 def nn_curve(split_settings: dict, widths: list[int], spec: dict, reuse: str, seed: int,

@@ -33,8 +33,8 @@ An iterative solve started at zero increases ``√tr(αᵀKα)`` monotonically (
 descent's in K's eigenbasis), so an unconverged solve *underestimates* the norm: the estimator always reports the
 relative residual ``‖Y − Kα‖_F / ‖Y‖_F`` with it.
 
-Expensive fits are cached on disk by :func:`cached_fit` (``<cache>/kernels/<key>/``, written atomically), keyed by
-the data, the kernel, the solver and its settings.
+Expensive fits are kept by :func:`cached_fit` in the result store (:mod:`lib.cache`, ``<cache>/kernels/<key>/``), keyed by
+the data, the kernel, the solver and its settings, and the source of this module (editing the solver recomputes).
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lib.runs import cache_dir
+from lib.cache import Store
 from lib.train import progress_enabled
 
 GB = 1e9
@@ -382,10 +381,6 @@ def symmetric_matvec_rect(k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------------------------------- cache
 
-def _key(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def data_fingerprint(*tensors: torch.Tensor) -> str:
     h = hashlib.sha256()
     for t in tensors:
@@ -395,16 +390,7 @@ def data_fingerprint(*tensors: torch.Tensor) -> str:
     return h.hexdigest()[:16]
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+STORE = Store("kernels", sources=("kernels.py",))  # the solver's own source is part of every key
 
 
 def cached_fit(name: str, X_train, y_train, X_test, num_classes: int = 10, **settings) -> dict:
@@ -415,17 +401,11 @@ def cached_fit(name: str, X_train, y_train, X_test, num_classes: int = 10, **set
     (float32 array) and ``train_pred``; the reused flag says whether it came from the cache."""
     config = dict(name=name, settings=settings, num_classes=num_classes,
                   data=data_fingerprint(X_train, y_train, X_test))
-    folder = cache_dir() / "kernels" / _key(config)
-    summary_path, scores_path = folder / "summary.json", folder / "scores.npy"
-    if summary_path.exists() and scores_path.exists():
-        out = json.loads(summary_path.read_text())
-        out["test_scores"] = np.load(scores_path)
-        out["reused"] = True
-        return out
-    model = KernelInterpolant(**settings).fit(X_train, y_train, num_classes)
-    scores = model.decision_function(X_test).float().numpy()
-    out = dict(model.summary(), config=config)
-    _atomic_write(scores_path, lambda tmp: np.save(open(tmp, "wb"), scores))
-    _atomic_write(summary_path, lambda tmp: Path(tmp).write_text(json.dumps(out, indent=1)))
-    out["test_scores"], out["reused"] = scores, False
-    return out
+
+    def compute() -> dict:
+        model = KernelInterpolant(**settings).fit(X_train, y_train, num_classes)
+        return {"summary": dict(model.summary(), config=config),
+                "test_scores": model.decision_function(X_test).float().numpy()}
+
+    result, reused = STORE.fetch(config, compute)
+    return dict(result["summary"], test_scores=result["test_scores"], reused=reused)

@@ -29,21 +29,16 @@ Projections (:func:`build_projection`), each ONE transform over all D parameters
 The trainer (:func:`train_subspace`) reuses the project's data (:func:`lib.train.prepare_data`)
 and models (:func:`lib.models.build_model`) unchanged and evaluates the model at θ with
 :func:`torch.func.functional_call`; batch order is the one of :func:`lib.train.train`
-(a permutation seeded by ``(seed, epoch)``). Results are cached as JSON under
-``<cache>/subspace/<key>.json``, written atomically, keyed by the configuration and the source of
+(a permutation seeded by ``(seed, epoch)``). Results are kept in the result store
+(:mod:`lib.cache`, ``<cache>/subspace/<key>/``), keyed by the configuration and the source of
 this module and of the training modules.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 import time
-import uuid
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Iterable
 
 import warnings
@@ -56,7 +51,8 @@ from torch.func import functional_call
 from tqdm import tqdm
 
 from lib.models import build_model, initialize
-from lib.runs import cache_dir, code_version
+from lib.cache import Store
+from lib.runs import code_version
 from lib.train import RunConfig, prepare_data, progress_enabled
 
 PROJECTIONS = ("auto", "dense", "sparse", "fastfood", "identity")
@@ -266,14 +262,16 @@ class SubspaceConfig:
         return dict(run=self.run.to_dict(), d=self.d, projection=self.projection, eval_train=self.eval_train)
 
 
+STORE = Store("subspace", sources=("subspace.py",))
+
+
+def _settings(config: SubspaceConfig) -> dict:
+    """The store's settings of ``config``: its fields and the training code's version (models, data, init)."""
+    return dict(config.to_dict(), code=code_version())
+
+
 def _key(config: SubspaceConfig) -> str:
-    source = (Path(__file__).read_bytes())
-    payload = json.dumps(config.to_dict(), sort_keys=True) + code_version() + hashlib.sha256(source).hexdigest()
-    return hashlib.sha256(payload.encode()).hexdigest()[:20]
-
-
-def _path(config: SubspaceConfig) -> Path:
-    return cache_dir() / "subspace" / f"{_key(config)}.json"
+    return STORE.key(_settings(config))
 
 
 @torch.no_grad()
@@ -346,15 +344,7 @@ def train_subspace(config: SubspaceConfig, progress: bool | None = None, keep_mo
 
 def run_subspace(config: SubspaceConfig, progress: bool | None = None) -> tuple[dict, bool]:
     """The result of ``config``, from the cache or trained now and stored; returns (result, was_cached)."""
-    path = _path(config)
-    if path.is_file():
-        return json.loads(path.read_text()), True
-    result = train_subspace(config, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:8]}"
-    temporary.write_text(json.dumps(dict(config=config.to_dict(), **result)))
-    os.replace(temporary, path)
-    return result, False
+    return STORE.fetch(_settings(config), lambda: dict(config=config.to_dict(), **train_subspace(config, progress=progress)))
 
 
 def subspace_grid(configs: Iterable[SubspaceConfig], progress: bool | None = None) -> pd.DataFrame:

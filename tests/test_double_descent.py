@@ -125,8 +125,8 @@ def test_fourier_features_approximate_the_gaussian_kernel():
 def test_curves_are_cached_on_disk_and_reused(isolated_cache, monkeypatch):
     first = dd.rff_curve(100, [20, 100, 300], sigma=5.0, seed=0, n_test=200)
     assert not first["cached"] and first["train_loss"][2] < 1e-6  # N > n interpolates
-    files = list((isolated_cache / "double-descent").glob("rff-*.json"))
-    assert len(files) == 1 and json.loads(files[0].read_text())["features"] == [20, 100, 300]
+    entries = [p for p in (isolated_cache / "double-descent").iterdir() if (p / "manifest.json").is_file()]
+    assert len(entries) == 1 and json.loads((entries[0] / "result.json").read_text())["features"] == [20, 100, 300]
     monkeypatch.setattr(dd, "min_norm_lstsq", lambda *a, **k: pytest.fail("recomputed instead of cached"))
     again = dd.rff_curve(100, [20, 100, 300], sigma=5.0, seed=0, n_test=200)
     assert again["cached"] and again["test_loss"] == first["test_loss"]

@@ -101,7 +101,7 @@ def test_cached_fit_reuses_its_result(isolated_cache, mnist_slice):
     other = kernels.cached_fit("t", x[:300], y[:300, None], xt[:50], 10, gamma=0.03, solver="cholesky")
     assert not first["reused"] and again["reused"] and not other["reused"]
     assert np.array_equal(first["test_scores"], again["test_scores"])
-    assert not list(isolated_cache.rglob("*.tmp"))
+    assert not list(isolated_cache.rglob(".tmp-*"))
 
 
 def test_gabor_features_ignore_constant_images_and_random_features_have_8_per_filter():

@@ -1,0 +1,228 @@
+"""One content-addressed result store for everything a chapter computes that is not a training run.
+
+Kernel solves (:mod:`lib.kernels`), double-descent sweeps (:mod:`lib.double_descent`), MASC decodings
+(:mod:`lib.decode`) and intrinsic-dimension runs (:mod:`lib.subspace`) keep their results here, under
+``<cache>/<kind>/<key>/`` beside the run cache (:func:`lib.runs.cache_dir`). The store has the run cache's
+guarantees:
+
+- **the key includes the code**: SHA-256 of the settings (JSON) and of the source of every module the result
+  depends on (``sources``, files of this package), so editing a solver, a sweep trainer or a decoder never
+  returns a result the old code computed;
+- **atomic entries**: an entry is written under a temporary name, ``manifest.json`` (each file's size and
+  SHA-256) last, then renamed into place; an interrupted write leaves nothing that looks finished;
+- **a per-key lock** (``<cache>/.locks/<kind>-<key>.lock``, ``flock``): two processes asking for the same result
+  compute it once, the second waits and reads it;
+- **quarantine**: an entry whose files do not match its manifest is moved to ``<cache>/.damaged/`` with a warning
+  and computed again.
+
+The training runs themselves stay in :mod:`lib.runs`, whose key already hashes the training code
+(:data:`lib.runs.TRAINING_MODULES`); moving them onto this store would change every run's key, so it waits for
+the one planned change of that key (issue 21).
+
+A result is a mapping of names to values: dicts, lists and numbers (stored as JSON), NumPy arrays (``.npy``) and
+pandas DataFrames (JSON columns, every float read back bit for bit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+MANIFEST = "manifest.json"
+
+
+def _cache_dir() -> Path:
+    from lib.runs import cache_dir
+
+    return cache_dir()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def source_digest(sources: Iterable[str], package_dir: Path = PACKAGE_DIR) -> str:
+    """SHA-256 of the named source files of the package (paths relative to ``package_dir``), read now."""
+    digest = hashlib.sha256()
+    for name in sorted(sources):
+        path = package_dir / name
+        if not path.is_file():
+            raise FileNotFoundError(f"result store: source {name!r} does not exist in {package_dir}")
+        digest.update(name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _encode(name: str, value: Any) -> tuple[str, bytes]:
+    if isinstance(value, np.ndarray):
+        buffer = io.BytesIO()
+        np.save(buffer, value, allow_pickle=False)
+        return f"{name}.npy", buffer.getvalue()
+    if isinstance(value, pd.DataFrame):
+        payload = {"columns": [str(c) for c in value.columns], "data": value.to_dict(orient="list")}
+        return f"{name}.frame.json", json.dumps(payload).encode()
+    return f"{name}.json", json.dumps(value).encode()
+
+
+def _decode(filename: str, data: bytes) -> tuple[str, Any]:
+    if filename.endswith(".npy"):
+        return filename[:-4], np.load(io.BytesIO(data), allow_pickle=False)
+    if filename.endswith(".frame.json"):
+        payload = json.loads(data)
+        return filename[:-11], pd.DataFrame(payload["data"], columns=payload["columns"])
+    return filename[:-5], json.loads(data)
+
+
+class DamagedResultError(RuntimeError):
+    """A stored result's files do not match its manifest: it is not used."""
+
+
+class Store:
+    """Results of one ``kind`` (``"kernels"``, ``"double-descent"``, ...), keyed by settings and the code in ``sources``.
+
+    >>> store = Store("kernels", sources=("kernels.py",))
+    >>> result, cached = store.fetch({"n": 5000, "bandwidth": 5.0}, lambda: {"scores": np.zeros(3)})
+    """
+
+    def __init__(self, kind: str, sources: Iterable[str], package_dir: Path | None = None,
+                 root: Path | None = None):
+        self.kind = kind
+        self.sources = tuple(sources)
+        self.package_dir = Path(package_dir) if package_dir else PACKAGE_DIR
+        self._root = Path(root) if root else None
+
+    @property
+    def root(self) -> Path:
+        return (self._root or _cache_dir()) / self.kind
+
+    def key(self, settings: Mapping) -> str:
+        payload = json.dumps(settings, sort_keys=True, default=str) + source_digest(self.sources, self.package_dir)
+        return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+    def path(self, settings: Mapping) -> Path:
+        return self.root / self.key(settings)
+
+    # ------------------------------------------------------------------------------------------ reading
+
+    def problem(self, path: Path) -> str | None:
+        """What is wrong with the entry at ``path`` (``None``: intact): every file against the manifest's size and SHA-256."""
+        try:
+            manifest = json.loads((path / MANIFEST).read_text())["files"]
+        except FileNotFoundError:
+            return f"no {MANIFEST} (an unfinished write)"
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            return f"{MANIFEST} is unreadable ({type(error).__name__})"
+        for name, facts in manifest.items():
+            file = path / name
+            if not file.is_file():
+                return f"{name} is missing"
+            data = file.read_bytes()
+            if len(data) != facts["bytes"]:
+                return f"{name} has {len(data)} bytes, the manifest says {facts['bytes']} (truncated?)"
+            if _sha256(data) != facts["sha256"]:
+                return f"{name} does not match its SHA-256 in the manifest (changed or corrupted)"
+        return None
+
+    def load(self, settings: Mapping) -> dict:
+        """The stored result (``KeyError`` if absent, :class:`DamagedResultError` if its files do not match)."""
+        path = self.path(settings)
+        if not path.is_dir():
+            raise KeyError(f"{self.kind} result {path.name} is not stored in {self.root}")
+        problem = self.problem(path)
+        if problem is not None:
+            raise DamagedResultError(f"stored {self.kind} result {path} is damaged: {problem}. It was not used; "
+                                     f"clear it with `rm -rf {path}`.")
+        manifest = json.loads((path / MANIFEST).read_text())
+        return dict(_decode(name, (path / name).read_bytes()) for name in manifest["files"])
+
+    def contains(self, settings: Mapping) -> bool:
+        path = self.path(settings)
+        return path.is_dir() and self.problem(path) is None
+
+    # ------------------------------------------------------------------------------------------ writing
+
+    def save(self, settings: Mapping, result: Mapping[str, Any]) -> Path:
+        path = self.path(settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:8]}"
+        temporary.mkdir()
+        try:
+            files = {}
+            for name, value in result.items():
+                filename, data = _encode(name, value)
+                with open(temporary / filename, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                files[filename] = {"bytes": len(data), "sha256": _sha256(data)}
+            manifest = dict(kind=self.kind, key=path.name, settings=json.loads(json.dumps(settings, default=str)),
+                            sources=list(self.sources), files=files, host=socket.gethostname(),
+                            written=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            (temporary / MANIFEST).write_text(json.dumps(manifest, indent=1))  # last: the entry is complete
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+        try:
+            os.replace(temporary, path)
+        except OSError:  # another process stored it first: keep theirs
+            shutil.rmtree(temporary, ignore_errors=True)
+        return path
+
+    def _quarantine(self, path: Path, problem: str) -> None:
+        destination = _cache_dir() / ".damaged" / f"{self.kind}-{path.name}-{uuid.uuid4().hex[:8]}"
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, destination)
+        except FileNotFoundError:
+            return
+        warnings.warn(f"stored {self.kind} result {path} was damaged ({problem}); not used, moved to {destination}, "
+                      "computing it again", stacklevel=4)
+
+    @contextlib.contextmanager
+    def lock(self, settings: Mapping):
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on POSIX
+            yield
+            return
+        folder = _cache_dir() / ".locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"{self.kind}-{self.key(settings)}.lock", "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"{self.kind} result {self.key(settings)} is being computed by another process; waiting",
+                      file=sys.stderr)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def fetch(self, settings: Mapping, compute: Callable[[], Mapping[str, Any]]) -> tuple[dict, bool]:
+        """The result of ``settings``: stored (``cached=True``), or ``compute()``-d now under the key's lock and
+        stored. A damaged entry is quarantined and computed again."""
+        path = self.path(settings)
+        if path.is_dir() and self.problem(path) is None:
+            return self.load(settings), True
+        with self.lock(settings):
+            if path.is_dir():
+                problem = self.problem(path)
+                if problem is None:  # another process stored it while we waited
+                    return self.load(settings), True
+                self._quarantine(path, problem)
+            result = dict(compute())
+            self.save(settings, result)
+        return result, False
