@@ -19,18 +19,27 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from lib.book.claims import VERDICTS
+from lib.book.claims import NUMERIC, VERDICTS
 
-COLOURS = {"reproduced": "#2e7d32", "same trend": "#1565c0", "differs": "#c62828"}
-KINDS = ("substantive", "by construction")
+COLOURS = {"reproduced": "#2e7d32", "same trend": "#1565c0", "differs": "#c62828", "not tested": "#9e9e9e"}
+KINDS = ("substantive", "by construction", "a reproduction's number", "our check")
 SIZES = ("paper's data size", "subset")
 
 
 def _prepare(card: pd.DataFrame) -> pd.DataFrame:
     card = card.copy()
-    card["kind"] = np.where(card.substantive.astype(bool), KINDS[0], KINDS[1])
+    if "source" not in card:
+        card["source"] = "paper"
+    card["kind"] = np.select([card.source == "check", card.source == "reproduction", card.substantive.astype(bool)],
+                             [KINDS[3], KINDS[2], KINDS[0]], KINDS[1])
     card["size"] = np.where(card.at_paper_size.astype(bool), SIZES[0], SIZES[1])
     return card
+
+
+def papers_claims(card: pd.DataFrame) -> pd.DataFrame:
+    """The claims of the papers themselves (not our checks, not a reproduction's numbers)."""
+    card = _prepare(card)
+    return card[card.kind.isin(KINDS[:2])]
 
 
 def counts(card: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
@@ -51,18 +60,24 @@ def summary_lines(card: pd.DataFrame) -> list[str]:
         part = card[card.kind == kind]
         if part.empty:
             continue
+        if kind in KINDS[2:]:
+            text = ", ".join(f"{int((part.verdict == v).sum())} {v}" for v in VERDICTS)
+            label = "numbers of third-party reproductions" if kind == KINDS[2] else "checks of our own implementation"
+            lines.append(f"{len(part)} {label}, not counted as the papers' claims: {text}.")
+            continue
         text = ", ".join(f"{int((part.verdict == v).sum())} {v}" for v in VERDICTS)
         sizes = "; ".join(
             f"{size}: " + ", ".join(f"{int(((part['size'] == size) & (part.verdict == v)).sum())} {v}" for v in VERDICTS)
             for size in SIZES if (part["size"] == size).any())
-        name = f"{len(part)} substantive claims" if kind == KINDS[0] else f"{len(part)} claims that hold by construction"
+        name = (f"{len(part)} substantive claims of the papers" if kind == KINDS[0]
+                else f"{len(part)} claims that hold by construction")
         lines.append(f"**{name}**: {text} ({sizes}).")
     return lines
 
 
 def verdict_chart(card: pd.DataFrame) -> alt.Chart:
     """Verdicts per chapter, stacked; substantive and by-construction claims in two panels."""
-    card = _prepare(card)
+    card = papers_claims(card)
     grouped = card.groupby(["chapter", "kind", "size", "verdict"]).size().rename("claims").reset_index()
     order = list(dict.fromkeys(card.chapter))
     return alt.Chart(grouped, title="Verdicts per chapter").mark_bar().encode(
@@ -73,7 +88,7 @@ def verdict_chart(card: pd.DataFrame) -> alt.Chart:
         order=alt.Order("verdict_order:Q"),
         opacity=alt.Opacity("size:N", scale=alt.Scale(domain=list(SIZES), range=[1.0, 0.55]),
                             legend=alt.Legend(title="measured on", orient="bottom")),
-        column=alt.Column("kind:N", sort=list(KINDS), title=None),
+        column=alt.Column("kind:N", sort=list(KINDS[:2]), title=None),
         tooltip=["chapter", "kind", "size", "verdict", alt.Tooltip("sum(claims):Q", title="claims")],
     ).transform_calculate(verdict_order=f"indexof({json.dumps(list(VERDICTS))}, datum.verdict)").properties(
         width=300, height=max(60, 24 * len(order)))
@@ -95,10 +110,10 @@ def _number(text: str) -> float:
 def numeric_claims(card: pd.DataFrame) -> pd.DataFrame:
     """The numeric claims (rule ``within ±tol``) with paper, ours, tolerance and (ours − paper) / tolerance."""
     card = _prepare(card)
-    numeric = card[card.rule.str.startswith("within ±")].copy()
-    numeric["paper"] = numeric.paper_value.map(_number)
-    numeric["ours"] = numeric.our_value.map(_number)
-    numeric["tolerance"] = numeric.rule.str.removeprefix("within ±").map(_number)
+    numeric = card[card.criterion == NUMERIC].copy()
+    numeric["paper"] = [float(v.get("paper", np.nan)) for v in numeric["values"]]
+    numeric["ours"] = [float(v.get("ours", np.nan)) for v in numeric["values"]]
+    numeric["tolerance"] = [float(v.get("tolerance", np.nan)) for v in numeric["values"]]
     numeric = numeric.dropna(subset=["paper", "ours", "tolerance"])
     numeric = numeric[numeric.tolerance > 0]
     numeric["offset"] = (numeric.ours - numeric.paper) / numeric.tolerance
@@ -159,12 +174,13 @@ STYLE = """
 .scorecard table { table-layout: fixed; width: 100%; border-collapse: collapse; font-size: 0.78rem; }
 .scorecard th, .scorecard td { padding: 3px 5px; vertical-align: top; overflow-wrap: anywhere; word-break: normal;
   border-bottom: 1px solid #ddd; text-align: left; }
-.scorecard col.c-chapter { width: 13%; } .scorecard col.c-figure { width: 10%; } .scorecard col.c-claim { width: 27%; }
-.scorecard col.c-paper { width: 11%; } .scorecard col.c-ours { width: 11%; } .scorecard col.c-verdict { width: 9%; }
-.scorecard col.c-data { width: 11%; } .scorecard col.c-kind { width: 8%; }
+.scorecard col.c-chapter { width: 10%; } .scorecard col.c-figure { width: 8%; } .scorecard col.c-claim { width: 20%; }
+.scorecard col.c-paper { width: 9%; } .scorecard col.c-ours { width: 9%; } .scorecard col.c-verdict { width: 9%; }
+.scorecard col.c-criterion { width: 19%; } .scorecard col.c-data { width: 9%; } .scorecard col.c-kind { width: 7%; }
 .scorecard .verdict { font-weight: 600; color: white; border-radius: 3px; padding: 1px 4px; white-space: nowrap; }
 .scorecard .v-reproduced { background: #2e7d32; } .scorecard .v-same-trend { background: #1565c0; }
-.scorecard .v-differs { background: #c62828; }
+.scorecard .v-differs { background: #c62828; } .scorecard .v-not-tested { background: #9e9e9e; }
+.scorecard .criterion { font-size: 0.72rem; color: #555; }
 .scorecard .filters { display: flex; flex-wrap: wrap; gap: 0.6rem; align-items: center; margin: 0.5rem 0; font-size: 0.85rem; }
 </style>
 """
@@ -187,11 +203,14 @@ def claims_table(card: pd.DataFrame) -> str:
                  html.escape(str(r.figure)), html.escape(str(r.claim)), html.escape(str(r.paper_value)),
                  html.escape(str(r.our_value)),
                  f'<span class="verdict v-{r.verdict.replace(" ", "-")}" title="{html.escape(str(r.rule))}">'
-                 f'{html.escape(r.verdict)}</span>',
+                 f'{html.escape(r.verdict)}</span>'
+                 + (f'<div class="criterion">not tested: {html.escape(str(r.untested))}</div>'
+                    if r.get("untested") else ""),
+                 f'<span class="criterion">{html.escape(str(r.rule))}</span>',
                  html.escape(str(r.data)), html.escape(r.kind)]
         rows.append(f"<tr {attributes}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    names = ["chapter", "figure", "claim", "paper", "ours", "verdict", "data", "kind"]
-    heads = ["chapter", "figure", "claim", "paper", "ours", "verdict", "measured on", "kind"]
+    names = ["chapter", "figure", "claim", "paper", "ours", "verdict", "criterion", "data", "kind"]
+    heads = ["chapter", "figure", "claim", "paper", "ours", "verdict", "criterion", "measured on", "kind"]
     filters = (_select("chapter", "chapter", list(dict.fromkeys(card.chapter)))
                + _select("verdict", "verdict", [v for v in VERDICTS if (card.verdict == v).any()])
                + _select("kind", "kind", [k for k in KINDS if (card.kind == k).any()])
