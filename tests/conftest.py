@@ -132,3 +132,23 @@ def execute_in_isolation(chapter: str, root: Path, scale: str = "smoke"):
         papermill.execute_notebook(str(source), str(root / "out.ipynb"), parameters={"scale": scale},
                                    cwd=str(repo / "book"), progress_bar=False)
     return nbformat.read(root / "out.ipynb", as_version=4)
+
+
+CHAPTER_EXECUTORS = ("papermill_cli", "execute_in_isolation", "execute_chapter_outputs", "book.build(")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that executes a chapter or builds the book ``book``, so that ``pytest -m "not book"`` is the
+    fast loop over the library. A test is a book test when its module is ``test_book`` or a ``*_chapter`` module
+    (whose fixtures execute the chapter), or when its own source calls a chapter executor."""
+    import inspect
+
+    for item in items:
+        name = item.module.__name__.rsplit(".", 1)[-1]
+        try:
+            own = inspect.getsource(item.function)
+        except (OSError, TypeError):
+            own = ""
+        if (name == "test_book" or name.endswith("_chapter")
+                or any(executor in own for executor in CHAPTER_EXECUTORS)):
+            item.add_marker(pytest.mark.book)
