@@ -403,7 +403,8 @@ class ClaimBook:
 
         def line(c: Claim, why: str = "") -> str:
             source = " (a reproduction's number)" if c.source == "reproduction" else ""
-            text = f"{c.figure}: {c.claim}{source} — paper {c.paper_value}, ours {c.our_value}, {c.data}"
+            target = "target" if c.source == "check" else ("reproduction" if c.source == "reproduction" else "paper")
+            text = f"{c.figure}: {c.claim}{source} — {target} {c.paper_value}, ours {c.our_value}, {c.data}"
             return f"  - {text}" + (f"; {why}" if why else "") + "."
 
         titles = {"agrees": "Agrees (substantive)", "differs": "Differs (substantive)",
