@@ -333,10 +333,10 @@ class ClaimBook:
                          by_construction, source, paper, note)
 
     def check(self, *, what: str, target: str, ours: str, criterion: Criterion, section: str = "", data=None,
-              requires=(), figure: str = "our check") -> Claim:
+              requires=(), figure: str = "our check", note: str = "") -> Claim:
         """A check of our own implementation (not a claim of the paper): listed, never counted with the paper's."""
         return self.trend(figure=figure, claim=what, paper_value=target, ours=ours, criterion=criterion,
-                          section=section, data=data, requires=requires, source="check", paper="ours")
+                          section=section, data=data, requires=requires, source="check", paper="ours", note=note)
 
     def _add(self, figure, claim, paper_value, our_value, criterion, section, data, requires, by_construction,
              source, paper, note) -> Claim:
@@ -417,8 +417,8 @@ class ClaimBook:
             parts.append(f"- **{titles[key]}**, {len(items)} of {len(self.claims)}:")
             for c in items:
                 why = {"not tested": f"not tested because not: {c.untested}",
-                       "differs": c.note, "by construction": (f"{c.verdict}; " if c.verdict else "")
-                       + BY_CONSTRUCTION.get(c.construction, ""), "checks": c.verdict}.get(key, "")
+                       "differs": c.note, "checks": f"{c.verdict}" + (f"; {c.note}" if c.note else ""), "by construction": (f"{c.verdict}; " if c.verdict else "")
+                       + BY_CONSTRUCTION.get(c.construction, "")}.get(key, "")
                 parts.append(line(c, why))
         return "\n".join(parts) if parts else "No claims were registered."
 
