@@ -177,8 +177,8 @@ def rank_correlation(frame: pd.DataFrame, x: str, y: str, within: str | None = N
     rows as independent, which layers of one network are not) and ``n`` rows. Within groups
     (e.g. ``within="network"``: across the layers of each network, the question "does the metric
     say *which layer* decodes best?"): ``rho`` is the median of the groups' correlations,
-    ``n_groups``, ``positive`` (how many groups have rho > 0) and ``p_value`` of a two-sided sign
-    test of positive against negative groups. Groups (or data) with a constant column give no
+    ``n_groups``, ``positive`` and ``negative`` (how many groups have rho > 0, rho < 0) and ``p_value`` of a
+    two-sided sign test of positive against negative groups. Groups (or data) with a constant column give no
     correlation and are left out. NaN rows are dropped.
     """
     data = frame[[x, y] + ([within] if within else [])].dropna()
@@ -195,4 +195,4 @@ def rank_correlation(frame: pd.DataFrame, x: str, y: str, within: str | None = N
     positive, negative = int((rhos > 0).sum()), int((rhos < 0).sum())
     p_value = float(stats.binomtest(positive, positive + negative).pvalue) if positive + negative else math.nan
     return dict(rho=float(np.median(rhos)) if len(rhos) else math.nan, p_value=p_value, n=int(len(data)),
-                n_groups=int(len(rhos)), positive=positive)
+                n_groups=int(len(rhos)), positive=positive, negative=negative)
