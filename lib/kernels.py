@@ -40,11 +40,10 @@ the data, the kernel, the solver and its settings, and the source of this module
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -320,7 +319,6 @@ class KernelInterpolant:
         if solver == "cholesky":
             K = gaussian_kernel(X, gamma=self.gamma, block=self.block, dtype=torch.float64)
             kernel_seconds = time.perf_counter() - started
-            K_y = None
             alpha, info = solve_cholesky(K, Y)
             # residual and norm with the float64 K itself
             K_alpha = K @ alpha

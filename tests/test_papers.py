@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lib.papers import PAPERS_DIR, paper, papers
+from lib.papers import paper, papers
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import jupytext
-import nbformat
-import papermill
 import pytest
 
 from conftest import execute_in_isolation
