@@ -9,7 +9,7 @@ SCALE ?= cpu
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: env book test browser bench clean clean-runs
+.PHONY: env book test lint browser bench clean clean-runs
 
 env: $(STAMP)
 
@@ -28,8 +28,15 @@ browser:
 	  { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	    else echo "Chromium is needed for the browser test: sudo apt-get install chromium" >&2; exit 1; fi; }
 
-test: env browser
+test: env browser lint
 	$(BIN)/python -m pytest -q
+
+# ruff over lib, tests and every chapter's code (each chapter converted to a script by jupytext first)
+lint: env
+	$(BIN)/ruff check lib tests
+	@rm -rf _build/lint && mkdir -p _build/lint
+	@for f in book/*.md; do $(BIN)/jupytext --quiet --to py:percent -o _build/lint/$$(basename $$f .md).py $$f; done
+	$(BIN)/ruff check _build/lint
 
 # Speed, measured side by side in one run (writes _build/bench.json); BENCH_ARGS=--quick for a fast pass.
 bench: env
