@@ -21,6 +21,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Numbers a chapter's prose may quote although neither the papers' files nor the parameters hold them:
 # protocol facts of the papers' text and the notes (chapter -> numbers, as written).
 ALLOWED: dict[str, set[str]] = {}
+ALLOWED["zhang-expressivity"] = {"1,024", "24"}  # lib.expressivity's solve block size (1,024 rows) and float32's 24-bit mantissa
+ALLOWED["zhang-kernels"] = {"245", "775", "24", "28.8", "14.4"}  # protocol notes: √60,000 ≈ 245 (one-hot, K = I), ±1 coding ≈ 775, K = 28.8 GB in float64 / 14.4 GB in float32; the paper's 24 cores
+ALLOWED["masc-decoding"] = {"16", "64", "250", "576", "256", "13", "30,976", "10,816"}  # the paper's CNN (16/32/64 filters, FC 250; layer names Flat (576), Flat (256)) and the pool-stride arithmetic 64·22·22, 64·13·13
+ALLOWED["zhang-regularization"] = {"63", "1.8", "1.5", "24", "150"}  # protocol: TensorFlow's crop perturbations (lib.augment: brightness ±63/255, contrast ×[0.2, 1.8], saturation ×[0.5, 1.5]); Table 2's setting, not run: Inception v3's ~24 M parameters, ImageNet's ~150 GB
 # Numbers of the inputs every chapter describes: 8-bit pixels, MNIST's 28x28 = 784 and CIFAR's 32x32x3 = 3,072 and
 # 28x28x3 = 2,352 values; the data sets' sizes come from lib.data.SIZES and SPLIT_SIZES (and their sums).
 COMMON = {"255", "784", "3072", "2352", "32", "28"}
