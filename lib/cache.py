@@ -15,9 +15,8 @@ guarantees:
 - **quarantine**: an entry whose files do not match its manifest is moved to ``<cache>/.damaged/`` with a warning
   and computed again.
 
-The training runs themselves stay in :mod:`lib.runs`, whose key already hashes the training code
-(:data:`lib.runs.TRAINING_MODULES`); moving them onto this store would change every run's key, so it waits for
-the one planned change of that key (issue 21).
+The training runs themselves stay in :mod:`lib.runs`, whose key hashes the training code
+(:data:`lib.runs.TRAINING_MODULES`, pinned to the runs' earlier keys by :data:`lib.runs.KEPT_VERSIONS`).
 
 A result is a mapping of names to values: dicts, lists and numbers (stored as JSON), NumPy arrays (``.npy``) and
 pandas DataFrames (JSON columns, every float read back bit for bit).
