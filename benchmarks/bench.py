@@ -307,10 +307,10 @@ def measure(n: int, epochs: int, results: dict) -> None:
 
 
 def double_descent_sweep(n: int = 4000, epochs: int = 3, widths: tuple[int, ...] | None = None) -> dict:
-    """Belkin et al.'s width sweep (lib.double_descent): all widths trained jointly as one block-structured model
+    """Belkin et al.'s width sweep (lib.studies.weng2019.double_descent): all widths trained jointly as one block-structured model
     vs one width at a time, same full-batch momentum steps, interleaved in this process. Also how close the joint
     sweep runs to the cost of its widest member alone."""
-    from lib import double_descent as dd
+    from lib.studies.weng2019 import double_descent as dd
 
     widths = list(widths or (51, 56, 64, 80, 100, 150, 250, 400, 1000))
     split = dd.mnist_split(n, 1000, seed=0)
@@ -339,11 +339,11 @@ def double_descent_sweep(n: int = 4000, epochs: int = 3, widths: tuple[int, ...]
 
 
 def kernel_solver(n: int = 10000, iterations: int = 20) -> dict:
-    """The kernel interpolation solver of lib.kernels (Zhang et al. Section 5) on n MNIST images: building K
+    """The kernel interpolation solver of lib.studies.zhang2017.kernels (Zhang et al. Section 5) on n MNIST images: building K
     (2 n² d flops), then PCG and EigenPro with the Nyström preconditioner, each for ``iterations`` products with K
     (2 n² · 10 flops each) and an exact float64 Cholesky solve for reference; GFLOP/s against the machine's large
     float32 product rate (:func:`product_ceiling`)."""
-    from lib import kernels
+    from lib.studies.zhang2017 import kernels
     from lib.train import RunConfig, prepare_data
 
     data = prepare_data(RunConfig(dataset="mnist", n_train=n, n_test=100, preprocessing="scale"))

@@ -14,15 +14,17 @@ The engine (every chapter trains through it; the run cache's key hashes the firs
 - :mod:`lib.params`, :mod:`lib.schemas`, :mod:`lib.protocols` — chapter parameters, their schemas, and the papers'
   protocols as run configurations shared between chapters
 
-Per paper (the analysis a chapter does besides training):
+Per paper (the analysis a chapter does besides training), in :mod:`lib.studies`, one package per paper:
 
-- Zhang, Bengio, Hardt, Recht & Vinyals (2017): :mod:`lib.expressivity` (Theorem 1, Lemma 1, Corollary 1),
-  :mod:`lib.kernels` and :mod:`lib.kernel_features` (Section 5, Table 3), :mod:`lib.metrics` (Figure 1's quantities)
-- Theunissen, Davel & Barnard (2019): :mod:`lib.probes` (per-layer probes, Figures 3-7)
-- The MASC paper: :mod:`lib.masc` (the classifier, a scikit-learn estimator), :mod:`lib.decode` (layer by layer)
-- Weng (2019) and the works it tours: :mod:`lib.double_descent` (Belkin et al.), :mod:`lib.subspace` (Li et al.'s
-  intrinsic dimension), :mod:`lib.layers` (Zhang, Bengio & Singer's layer robustness)
-- Across papers: :mod:`lib.synthesis`
+- :mod:`lib.studies.zhang2017` (Zhang, Bengio, Hardt, Recht & Vinyals 2017): ``randomization`` (Figure 1's
+  quantities), ``expressivity`` (Theorem 1, Lemma 1, Corollary 1), ``kernels`` and ``kernel_features`` (Section 5,
+  Table 3)
+- :mod:`lib.studies.theunissen2019` (Theunissen, Davel & Barnard 2019): ``probes`` (per-layer probes, Figures 3-7)
+- :mod:`lib.studies.masc` (the MASC paper): ``classifier`` (MASC, a scikit-learn estimator), ``decoding`` (layer
+  by layer)
+- :mod:`lib.studies.weng2019` (Weng 2019 and the works it tours): ``double_descent`` (Belkin et al.),
+  ``intrinsic_dimension`` (Li et al.), ``layer_robustness`` (Zhang, Bengio & Singer)
+- :mod:`lib.studies.synthesis`: across papers
 - The papers' own numbers, as data: :mod:`lib.papers`
 
 The publishing layer: :mod:`lib.book` (the build, the command line ``python -m lib``, the opening box, claims and the

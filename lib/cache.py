@@ -1,7 +1,7 @@
 """One content-addressed result store for everything a chapter computes that is not a training run.
 
-Kernel solves (:mod:`lib.kernels`), double-descent sweeps (:mod:`lib.double_descent`), MASC decodings
-(:mod:`lib.decode`) and intrinsic-dimension runs (:mod:`lib.subspace`) keep their results here, under
+Kernel solves (:mod:`lib.studies.zhang2017.kernels`), double-descent sweeps (:mod:`lib.studies.weng2019.double_descent`), MASC decodings
+(:mod:`lib.studies.masc.decoding`) and intrinsic-dimension runs (:mod:`lib.studies.weng2019.intrinsic_dimension`) keep their results here, under
 ``<cache>/<kind>/<key>/`` beside the run cache (:func:`lib.runs.cache_dir`). The store has the run cache's
 guarantees:
 
@@ -94,7 +94,7 @@ class DamagedResultError(RuntimeError):
 class Store:
     """Results of one ``kind`` (``"kernels"``, ``"double-descent"``, ...), keyed by settings and the code in ``sources``.
 
-    >>> store = Store("kernels", sources=("kernels.py",))
+    >>> store = Store("kernels", sources=("studies/zhang2017/kernels.py",))
     >>> result, cached = store.fetch({"n": 5000, "bandwidth": 5.0}, lambda: {"scores": np.zeros(3)})
     """
 

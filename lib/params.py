@@ -1,15 +1,21 @@
-"""Chapter parameters: one YAML file per chapter per scale, ``params/<scale>/<chapter>.yaml``.
+"""Chapter parameters: the paper's protocol in ``params/<chapter>.yaml``, and what each scale changes in
+``params/<scale>/<chapter>.yaml``.
 
 Scales (same code, different sizes):
 
 - ``smoke``: every chapter in under 60 s on 2 CPU cores (tests and CI);
 - ``cpu``: the default book, every chapter under 10 minutes on 2 cores, every phenomenon visible;
-- ``paper``: the paper's own protocol, meant for a GPU.
+- ``paper``: the paper's own protocol, meant for a GPU: the base file as it is.
 
-A chapter's first cell holds ``scale`` and ``overrides`` (papermill injects both); the chapter
-then calls :func:`load_params`, which checks every override against the file (a typo fails
-loudly instead of being ignored) and validates the result against the chapter's schema
-(:mod:`lib.schemas`: types, ranges, known names), so a bad value fails before anything runs.
+A scale file holds only the top-level keys whose values differ from the base; each replaces the base's value
+whole (a nested mapping is given in full), so what a scale changes is read in one place and nothing is written
+three times. A scale file may not add a key the base does not have.
+
+A chapter's first cell holds ``scale`` and ``overrides`` (papermill injects both); the chapter then calls
+:func:`load_params`, which checks every override against the parameters (a typo fails loudly instead of being
+ignored) and validates the result against the chapter's schema (:mod:`lib.schemas`: types, ranges, known names),
+so a bad value fails before anything runs. It returns the schema's typed, frozen object: attributes, the
+schema's defaults applied.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ SCALE_NOTES = {  # what each scale is, in a few words (chapters' opening boxes s
 
 
 class Params(dict):
-    """A dict of chapter parameters whose keys also read as attributes (``P.n_train``)."""
+    """A dict whose keys also read as attributes: for mappings that are not a chapter's parameters."""
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -39,44 +45,85 @@ class Params(dict):
             raise AttributeError(f"no parameter {name!r}; known: {sorted(self)}") from None
 
 
-def params_path(chapter: str, scale: str) -> Path:
+def base_path(chapter: str) -> Path:
+    """The paper's protocol for ``chapter``: ``params/<chapter>.yaml``."""
+    return PARAMS_DIR / f"{chapter}.yaml"
+
+
+def scale_path(chapter: str, scale: str) -> Path:
+    """What ``scale`` changes for ``chapter``: ``params/<scale>/<chapter>.yaml`` (may not exist: nothing changes)."""
     return PARAMS_DIR / scale / f"{chapter}.yaml"
 
 
+def params_files(chapter: str, scale: str) -> list[Path]:
+    """The files ``chapter``'s parameters at ``scale`` are read from, base first (empty: a plain page)."""
+    return [path for path in (base_path(chapter), scale_path(chapter, scale)) if path.is_file()]
+
+
+def has_params(chapter: str) -> bool:
+    return base_path(chapter).is_file()
+
+
 def chapters_with_params() -> list[str]:
-    """Every chapter that has a parameters file at some scale (whatever is in ``params/``)."""
-    return sorted({path.stem for scale in SCALES for path in (PARAMS_DIR / scale).glob("*.yaml")})
+    """Every chapter that has a parameters file (whatever is in ``params/``)."""
+    return sorted({path.stem for path in PARAMS_DIR.glob("*.yaml")}
+                  | {path.stem for scale in SCALES for path in (PARAMS_DIR / scale).glob("*.yaml")})
 
 
-def load_params(chapter: str, scale: str = "cpu", overrides: dict | None = None) -> Params:
-    """Read ``params/<scale>/<chapter>.yaml``, apply ``overrides`` (only keys the file defines) and
-    validate the result against the chapter's schema (:mod:`lib.schemas`).
-
-    Raises :class:`lib.schemas.ParamsError` (a ``ValueError``) naming each bad key, its value and what is
-    allowed; ``ValueError`` for an unknown scale; ``FileNotFoundError`` for a missing file; ``KeyError``
-    for an override of a key the file does not have. Nothing is loaded or trained before these checks."""
+def _read(path: Path) -> dict:
     from lib import schemas
 
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
-    path = params_path(chapter, scale)
-    if not path.is_file():
-        raise FileNotFoundError(f"no parameters for chapter {chapter!r} at scale {scale!r}: {path} does not exist")
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise schemas.ParamsError(f"{path} is not valid YAML: {error}") from None
     if not isinstance(values, dict):
         raise schemas.ParamsError(f"{path} must hold a mapping of parameter names to values, not {type(values).__name__}")
+    return values
+
+
+def raw_params(chapter: str, scale: str = "cpu") -> dict:
+    """The merged mapping of ``chapter``'s parameters at ``scale`` (base, then the scale's keys), unvalidated."""
+    from lib import schemas
+
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    base = base_path(chapter)
+    if not base.is_file():
+        raise FileNotFoundError(f"no parameters for chapter {chapter!r}: {base} does not exist")
+    values = _read(base)
+    overlay = scale_path(chapter, scale)
+    if overlay.is_file():
+        changes = _read(overlay)
+        unknown = sorted(set(changes) - set(values))
+        if unknown:
+            raise schemas.ParamsError(f"{overlay} sets {unknown}, which the base {base} does not have (a typo?); "
+                                      f"known: {sorted(values)}")
+        values.update(changes)
+    return values
+
+
+def load_params(chapter: str, scale: str = "cpu", overrides: dict | None = None):
+    """``chapter``'s parameters at ``scale`` with ``overrides`` (only keys the parameters have), validated: the
+    chapter's schema object (:mod:`lib.schemas`), typed and frozen, its defaults applied, with ``.scale`` and
+    ``.overridden`` set.
+
+    Raises :class:`lib.schemas.ParamsError` (a ``ValueError``) naming each bad key, its value and what is
+    allowed; ``ValueError`` for an unknown scale; ``FileNotFoundError`` for a missing base file; ``KeyError``
+    for an override of a key the parameters do not have. Nothing is loaded or trained before these checks."""
+    from lib import schemas
+
+    values = raw_params(chapter, scale)
     unknown = set(overrides or {}) - set(values)
     if unknown:
         raise KeyError(f"override(s) {sorted(unknown)} are not parameters of {chapter!r}; known: {sorted(values)}")
     values = copy.deepcopy(values)
     values.update(copy.deepcopy(overrides or {}))
-    if chapter not in schemas.SCHEMAS:
-        raise schemas.ParamsError(f"chapter {chapter!r} has parameters ({path}) but no schema: add "
-                                  f"@schema({chapter!r}) class ...(ChapterParams) at the end of lib/schemas.py")
-    schemas.validate(chapter, values)  # a wrong value fails here, before anything is loaded or trained
-    values["scale"] = scale
-    values["overridden"] = sorted(overrides or {})
-    return Params(values)
+    model = schemas.validate(chapter, values)  # a wrong value fails here, before anything is loaded or trained
+    if model is None:
+        raise schemas.ParamsError(f"chapter {chapter!r} has parameters ({base_path(chapter)}) but no schema: register "
+                                  f"one with @lib.schemas.schema({chapter!r}) beside the code that builds its runs "
+                                  f"and name its module in lib.schemas.CHAPTER_SCHEMAS")
+    model._scale = scale
+    model._overridden = tuple(sorted(overrides or {}))
+    return model

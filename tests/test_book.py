@@ -117,7 +117,7 @@ def test_chapters_open_with_what_they_reproduce_scale_time_and_command(built):
         box = box[:box.index("</div>\n</div>") if "</div>\n</div>" in box else 6000]
         text = re.sub(r"<[^>]+>", "", box)
         assert "Reproduces:" in text and 'href="references.html#' in box, chapter  # the paper, cited
-        assert re.search(r"Scale:\s*smoke", text) and f"params/smoke/{chapter}.yaml" in text, (chapter, text[:800])
+        assert re.search(r"Scale:\s*smoke", text) and f"params/{chapter}.yaml" in text, (chapter, text[:800])
         assert re.search(r"Compute time:\s*(\d+ min )?\d+ s to execute this page on CPU", text), (chapter, text[:800])
         assert re.search(r"its \d+ training runs took", text), chapter
         assert "measured when" not in text and "importlib" not in page  # the install cell stays hidden

@@ -68,7 +68,7 @@ def test_an_unfinished_write_is_not_a_result(isolated_cache):
 
 SCRIPT = """
 import sys, torch
-from lib import kernels
+from lib.studies.zhang2017 import kernels
 from lib.data import load_dataset
 d = load_dataset("mnist")
 x = d.x_train[:200].reshape(200, -1).float() / 255
@@ -94,7 +94,7 @@ def test_editing_the_solver_source_recomputes(tmp_path):
 
     assert call() == "COMPUTED"
     assert call() == "REUSED"
-    source = copy / "lib" / "kernels.py"
+    source = copy / "lib" / "studies" / "zhang2017" / "kernels.py"
     text = source.read_text()
     marker = "    def fit(self"
     assert marker in text

@@ -1,4 +1,4 @@
-"""The MASC paper's models (CNN, CIFAR-100 AlexNet) and the layer-decoding glue of lib.decode."""
+"""The MASC paper's models (CNN, CIFAR-100 AlexNet) and the layer-decoding glue of lib.studies.masc.decoding."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from conftest import write_cifar_pickles, write_mnist_like
-from lib import decode, runs
+from lib import runs
+from lib.studies.masc import decoding as decode
 from lib.models import build_model, count_parameters
 from lib.train import RunConfig, prepare_data
 

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from lib import double_descent as dd
+from lib.studies.weng2019 import double_descent as dd
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Theorem 1 / Lemma 1 / Corollary 1 of Zhang et al. (2017) as code: lib.expressivity, checked independently."""
+"""Theorem 1 / Lemma 1 / Corollary 1 of Zhang et al. (2017) as code: lib.studies.zhang2017.expressivity, checked independently."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lib import expressivity as E
+from lib.studies.zhang2017 import expressivity as E
 from lib.models import count_parameters
 
 

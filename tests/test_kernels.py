@@ -1,4 +1,4 @@
-"""lib.kernels (Zhang et al. 2017, Section 5): the blocked Gaussian kernel, the exact and iterative minimum-norm
+"""lib.studies.zhang2017.kernels (Zhang et al. 2017, Section 5): the blocked Gaussian kernel, the exact and iterative minimum-norm
 interpolants on real MNIST pixels against an independent float64 solve, the memory check, and the disk cache."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from lib import kernel_features as kf
-from lib import kernels
+from lib.studies.zhang2017 import kernel_features as kf
+from lib.studies.zhang2017 import kernels
 from lib.data import load_dataset
 
 

@@ -1,4 +1,4 @@
-"""Layer robustness (lib.layers, Zhang, Bengio & Singer 2019) and the run snapshots it needs (RunConfig.save_epochs)."""
+"""Layer robustness (lib.studies.weng2019.layer_robustness, Zhang, Bengio & Singer 2019) and the run snapshots it needs (RunConfig.save_epochs)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib.layers import layers, re_initialize, re_randomize, re_randomize_uniform, robustness, classification_error
+from lib.studies.weng2019.layer_robustness import layers, re_initialize, re_randomize, re_randomize_uniform, robustness, classification_error
 from lib.models import build_model, initialize
 from lib.runs import load, run
 from lib.train import RunConfig, prepare_data

@@ -1,4 +1,4 @@
-"""Tests for lib.masc, the Minimum Angle Subspace Classifier (paper Appendix A.7)."""
+"""Tests for lib.studies.masc.classifier, the Minimum Angle Subspace Classifier (paper Appendix A.7)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sklearn.datasets import make_blobs
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
-from lib.masc import MASC, MinimumAngleSubspaceClassifier
+from lib.studies.masc.classifier import MASC, MinimumAngleSubspaceClassifier
 
 # check_classifiers_train wants > 83% training accuracy on standardized 2-D blobs. MASC only
 # sees directions, and at 99% explained variance each blob's subspace is the whole plane, so
@@ -212,7 +212,7 @@ def test_large_2048_dim_fit() -> None:
 
 def test_gram_path_matches_covariance_path() -> None:
     """Classes with fewer samples than features go through the Gram matrix; same subspaces, same angles."""
-    from lib.masc import _gram_eigh
+    from lib.studies.masc.classifier import _gram_eigh
 
     rng = np.random.default_rng(3)
     basis = rng.normal(size=(6, 40))

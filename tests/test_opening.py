@@ -61,7 +61,7 @@ def test_box_is_completed_in_the_executed_notebook(tmp_path, monkeypatch):
     text = box.data["text/markdown"]
     assert "measured when" not in text and "to execute this page on" in text
     assert "2 training runs took 1 min 15 s of training in all (1 trained in this execution, 1 reused" in text
-    assert "`smoke`" in text and "`params/smoke/zhang-randomization.yaml`" in text and "`max_epochs = 2`" in text
+    assert "`smoke`" in text and "`params/zhang-randomization.yaml` with `params/smoke/zhang-randomization.yaml`" in text and "`max_epochs = 2`" in text
     assert "Figure 1 of {cite}`zhang2017rethinking`" in text and text.startswith("````{admonition}")
     assert rerun_command("zhang-randomization", "smoke", {"max_epochs": 2}) in text
     assert not nb.cells[1].outputs  # close() writes into the opening cell, nothing of its own

@@ -1,4 +1,4 @@
-"""Tests for lib.probes (Theunissen et al. 2019, Eqs. 4-6 and Fig. 4), with hand-computed answers."""
+"""Tests for lib.studies.theunissen2019.probes (Theunissen et al. 2019, Eqs. 4-6 and Fig. 4), with hand-computed answers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lib.probes import (
+from lib.studies.theunissen2019.probes import (
     active_mask,
     mean_cosine_similarity,
     mean_polarization,

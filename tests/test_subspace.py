@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from lib import subspace
+from lib.studies.weng2019 import intrinsic_dimension as subspace
 from lib.models import ProbedSequential
 from lib.train import RunConfig, train
 

@@ -1,4 +1,4 @@
-"""lib.protocols and lib.synthesis: the papers' run configurations and the cross-paper joins."""
+"""lib.protocols and lib.studies.synthesis: the papers' run configurations and the cross-paper joins."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib import synthesis
+from lib.studies import synthesis
 from lib.params import load_params
 from lib.protocols import masc_config, theunissen_config
 from lib.runs import run_key

@@ -12,7 +12,7 @@ import torch
 import lib.runs as runs
 from lib.data import load_dataset, random_vectors, resplit
 from lib.models import MLP
-from lib.probes import (between_class_variance_share, layer_metrics, layer_projections, mean_cosine_similarity,
+from lib.studies.theunissen2019.probes import (between_class_variance_share, layer_metrics, layer_projections, mean_cosine_similarity,
                         mean_polarization, pca, shuffle_within_class)
 from lib.train import RunConfig, prepare_data
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import yaml
 
-from lib.params import SCALE_NOTES
+from lib.params import SCALE_NOTES, scale_path
 
 
 def hardware() -> str:
@@ -83,7 +83,9 @@ class Opening:
 
     def markdown(self, compute_time: str) -> str:
         """The box as MyST markdown, with ``compute_time`` as its compute-time line."""
-        parameters = f"`params/{self.scale}/{self.chapter}.yaml`"
+        parameters = f"`params/{self.chapter}.yaml`"
+        if scale_path(self.chapter, self.scale).is_file():
+            parameters += f" with `params/{self.scale}/{self.chapter}.yaml`"
         if self.overrides:
             parameters += ", overridden: " + ", ".join(f"`{k} = {v!r}`" for k, v in self.overrides.items())
         return "\n".join([

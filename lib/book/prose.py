@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Numbers a chapter's prose may quote although neither the papers' files nor the parameters hold them:
 # protocol facts of the papers' text and the notes (chapter -> numbers, as written).
 ALLOWED: dict[str, set[str]] = {}
-ALLOWED["zhang-expressivity"] = {"1,024", "24"}  # lib.expressivity's solve block size (1,024 rows) and float32's 24-bit mantissa
+ALLOWED["zhang-expressivity"] = {"1,024", "24"}  # lib.studies.zhang2017.expressivity's solve block size (1,024 rows) and float32's 24-bit mantissa
 ALLOWED["zhang-kernels"] = {"245", "775", "24", "28.8", "14.4"}  # protocol notes: √60,000 ≈ 245 (one-hot, K = I), ±1 coding ≈ 775, K = 28.8 GB in float64 / 14.4 GB in float32; the paper's 24 cores
 ALLOWED["masc-decoding"] = {"16", "64", "250", "576", "256", "13", "30,976", "10,816"}  # the paper's CNN (16/32/64 filters, FC 250; layer names Flat (576), Flat (256)) and the pool-stride arithmetic 64·22·22, 64·13·13
 ALLOWED["zhang-regularization"] = {"63", "1.8", "1.5", "24", "150"}  # protocol: TensorFlow's crop perturbations (lib.augment: brightness ±63/255, contrast ×[0.2, 1.8], saturation ×[0.5, 1.5]); Table 2's setting, not run: Inception v3's ~24 M parameters, ImageNet's ~150 GB
@@ -79,7 +79,7 @@ def allowed_numbers(chapter: str) -> set[str]:
         numbers.update(f"{float(v):.6g}" for v in (train, test, train + test))
     numbers.update(f"{float(v):.6g}" for v in (5_000, 70_000))  # Theunissen's validation part; MNIST's 70,000 images
     numbers.update(filter(None, map(_canonical, COMMON)))
-    for path in (REPO_ROOT / "params").glob(f"*/{chapter}.yaml"):
+    for path in [*(REPO_ROOT / "params").glob(f"{chapter}.yaml"), *(REPO_ROOT / "params").glob(f"*/{chapter}.yaml")]:
         for leaf in _leaves(yaml.safe_load(path.read_text()) or {}):
             if isinstance(leaf, str):  # numbers inside names: mlp10x512, vgg11-div8
                 numbers.update(filter(None, map(_canonical, re.findall(r"\d+(?:\.\d+)?", leaf))))

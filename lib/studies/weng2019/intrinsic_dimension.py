@@ -262,7 +262,7 @@ class SubspaceConfig:
         return dict(run=self.run.to_dict(), d=self.d, projection=self.projection, eval_train=self.eval_train)
 
 
-STORE = Store("subspace", sources=("subspace.py",))
+STORE = Store("subspace", sources=("studies/weng2019/intrinsic_dimension.py",))
 
 
 def _settings(config: SubspaceConfig) -> dict:

@@ -5,10 +5,10 @@ Two papers look inside networks that fit noisy training sets, with different ins
 - Theunissen, Davel & Barnard, "Insights regarding overfitting on noise in deep learning"
   (FAIR 2019): per hidden layer, the mean cosine similarity between a node's weights and the
   activations of its sample set (Eq. 4) and the polarization of sample sets between true and
-  corrupted samples (Eqs. 5-6), in :mod:`lib.probes`;
+  corrupted samples (Eqs. 5-6), in :mod:`lib.studies.theunissen2019.probes`;
 - "Decoding generalization from memorization in deep neural networks" (the MASC paper): per
   layer, the test accuracy of the Minimum Angle Subspace Classifier (appendix A.7, Algorithms
-  1 and 3) fitted on the layer's outputs for the training set (sections 4-5), in :mod:`lib.decode`.
+  1 and 3) fitted on the layer's outputs for the training set (sections 4-5), in :mod:`lib.studies.masc.decoding`.
 
 This module collects the networks of both chapters in one frame (one row per trained network,
 built with :mod:`lib.protocols` so that the runs are exactly the chapters' own and come from the
@@ -28,10 +28,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lib import decode
-from lib.probes import run_layer_metrics
+from lib.studies.masc import decoding as decode
+from lib.studies.theunissen2019.probes import run_layer_metrics
 from lib.protocols import masc_config, theunissen_config
 from lib.runs import run_best_of, run_grid
+from typing import Annotated
+
+from lib.schemas import (ChapterParams, DatasetName, Fraction, NoiseType, NonEmpty, PositiveInt, Probability,
+                         Seed, schema)
 
 LABEL_NOISE = ("label_noise", "partial_labels", "random_labels")  # randomizations that change labels, not inputs
 NETWORK_COLUMNS = ["network", "architecture", "dataset", "noise", "p", "seed", "train_acc", "test_acc", "epochs", "config",
@@ -109,7 +113,7 @@ def decode_networks(networks: pd.DataFrame, variances: Sequence[float] = (0.99,)
     and, where those differ from the true labels (label noise), also with the true labels
     (``"true"``). ``variances`` are the variances decoded (and cached) at once; pass the MASC
     chapter's list for its variance model so its cached decoding is reused. Returns one row per
-    (network, layer, subspace, set) with the columns of :func:`lib.decode.decode_run` and ``network``.
+    (network, layer, subspace, set) with the columns of :func:`lib.studies.masc.decoding.decode_run` and ``network``.
     """
     if variance not in variances:
         raise ValueError(f"variance {variance} is not among the decoded variances {tuple(variances)}")
@@ -145,7 +149,7 @@ def best_hidden_layer(gaps: pd.DataFrame, subspace: str = "corrupted") -> pd.Dat
 
 
 def network_layer_metrics(networks: pd.DataFrame, chunk_size: int = 4096) -> pd.DataFrame:
-    """Theunissen et al.'s per-layer metrics (Eqs. 4-6, :func:`lib.probes.layer_metrics`) of every network.
+    """Theunissen et al.'s per-layer metrics (Eqs. 4-6, :func:`lib.studies.theunissen2019.probes.layer_metrics`) of every network.
 
     Computed over each network's own training set, classes by true label; polarization is only
     defined when the training set holds both true and corrupted samples, so for networks with
@@ -196,3 +200,20 @@ def rank_correlation(frame: pd.DataFrame, x: str, y: str, within: str | None = N
     p_value = float(stats.binomtest(positive, positive + negative).pvalue) if positive + negative else math.nan
     return dict(rho=float(np.median(rhos)) if len(rhos) else math.nan, p_value=p_value, n=int(len(data)),
                 n_groups=int(len(rhos)), positive=positive, negative=negative)
+
+
+# --- the chapter's parameter schema -----------------------------------------------------------------------------
+
+@schema("synthesis")
+class Synthesis(ChapterParams):
+    """Cross-paper synthesis: MASC on Theunissen et al.'s networks and their layer metrics on MASC's MLP."""
+
+    theunissen_datasets: Annotated[list[DatasetName], NonEmpty]
+    theunissen_noise_types: Annotated[list[NoiseType], NonEmpty]
+    theunissen_levels: Annotated[list[Probability], NonEmpty] | None
+    masc_model: str
+    masc_levels: Annotated[list[Probability], NonEmpty] | None
+    masc_seeds: Annotated[list[Seed], NonEmpty] | None
+    variance: Fraction
+    probe_chunk: PositiveInt
+    torch_threads: PositiveInt | None

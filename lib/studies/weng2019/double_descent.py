@@ -257,7 +257,7 @@ def evaluate(nets: list[dict], x: torch.Tensor, y: torch.Tensor, chunk: int = 50
 # Curves, cached on disk
 
 
-STORE = Store("double-descent", sources=("double_descent.py", "data.py"))  # the sweep trainer's source is in the key
+STORE = Store("double-descent", sources=("studies/weng2019/double_descent.py", "data.py"))  # the sweep trainer's source is in the key
 
 
 def cached(kind: str, settings: dict, compute) -> dict:

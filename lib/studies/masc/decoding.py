@@ -2,7 +2,7 @@
 
 "Decoding generalization from memorization in deep neural networks", sections 3-6 and
 appendix A.6: for every probed layer of a trained network, class subspaces are fitted
-(:class:`lib.masc.MASC`) on the layer's outputs for the training images under one label set, and
+(:class:`lib.studies.masc.classifier.MASC`) on the layer's outputs for the training images under one label set, and
 the classifier is scored on
 
 - ``corrupted train``: the training images against the labels the network was trained on;
@@ -20,7 +20,7 @@ each fully connected layer. :func:`display_names` gives the paper's names ("FC (
 
 Results are kept in the result store (:mod:`lib.cache`, ``<cache>/decode/<key>/``) under a hash of
 the run's key (which hashes the training modules), the decoding arguments and the source of this module and
-:mod:`lib.masc`, so a rebuilt chapter re-decodes nothing that did not change.
+:mod:`lib.studies.masc.classifier`, so a rebuilt chapter re-decodes nothing that did not change.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from lib.masc import MASC
+from lib.studies.masc.classifier import MASC
 from lib.models import build_model
 from lib.cache import Store
 from lib.runs import run, run_key
@@ -122,7 +122,7 @@ def subspace_labels(config: RunConfig, subspace: str) -> torch.Tensor:
     raise ValueError(f"unknown subspace labels {subspace!r}: 'corrupted', 'true' or 'corrupted:<p>'")
 
 
-STORE = Store("decode", sources=("decode.py", "masc.py"))  # the run's key already hashes the training code
+STORE = Store("decode", sources=("studies/masc/decoding.py", "studies/masc/classifier.py"))  # the run's key already hashes the training code
 
 
 def _decode_settings(config: RunConfig, subspaces: Sequence[str], variances: Sequence[float], random_init: bool) -> dict:

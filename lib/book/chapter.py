@@ -1,0 +1,137 @@
+"""The chapter harness: what every computational chapter does before and after its own work, in one object.
+
+A chapter's second cell is::
+
+    from lib.book.chapter import Chapter
+
+    ch = Chapter("zhang-kernels", scale, overrides, papers=["zhang2017"], reproduces="Section 5 and Table 3 of ...")
+    P, zhang = ch.params, ch.papers["zhang2017"]
+
+which, in order: checks and loads the typed parameters (:func:`lib.params.load_params`: a typo or a bad value fails
+here, before anything is loaded), shows the opening box (:mod:`lib.book.opening`), applies the thread setting
+(``torch_threads``, where the chapter's parameters have one and it is not 0), sets up the plots
+(:func:`lib.book.plots.setup`), reads the papers' numbers (:func:`lib.papers.paper`) and opens the chapter's claims
+(:class:`lib.book.claims.ClaimBook`, keyword-only). A claim registered without ``section=`` links to the heading
+above the cell that registers it, found in ``book/<chapter>.md``. The last cell is::
+
+    ch.close(runs)   # saves the claims, fills in the box's compute time; returns the closing paragraph
+
+Chapters keep only what is specific to them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+from lib.book.claims import ClaimBook, DataSize
+from lib.book.opening import Opening, open_chapter
+from lib.params import has_params, load_params
+
+BOOK_DIR = Path(__file__).resolve().parents[2] / "book"
+_FENCE = re.compile(r"^(`{3,}|~{3,})")
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+
+
+def heading_id(title: str) -> str:
+    """The HTML id Sphinx gives a heading (docutils' ``make_id``): ``"Figure 2: subspaces"`` → ``"figure-2-subspaces"``."""
+    from docutils.nodes import make_id
+
+    text = re.sub(r"\{[a-z:]+\}`([^`<]*)(?:<[^>]*>)?`", r"\1", title)  # {cite}`x`, {doc}`text <target>` → their text
+    text = re.sub(r"[*_`$]", "", text)
+    return make_id(text)
+
+
+def code_cells(markdown: str) -> list[tuple[str, str]]:
+    """Each ``{code-cell}`` of a MyST chapter as (its source, the id of the heading above it), in order."""
+    cells, heading, lines = [], "", markdown.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        fence = _FENCE.match(line)
+        if fence:
+            marker, is_code = fence.group(1), "{code-cell}" in line
+            body = []
+            i += 1
+            while i < len(lines) and not lines[i].startswith(marker):
+                body.append(lines[i])
+                i += 1
+            if is_code:
+                while body and re.match(r"^:[\w-]+:", body[0]):  # the cell's options (:tags: ...)
+                    body.pop(0)
+                cells.append(("\n".join(body).strip(), heading))
+        else:
+            match = _HEADING.match(line)
+            if match:
+                heading = heading_id(match.group(2))
+        i += 1
+    return cells
+
+
+def section_of_source(markdown: str, source: str) -> str:
+    """The id of the heading above the code cell whose source is ``source`` ("" if no cell matches)."""
+    source = source.strip()
+    if not source:
+        return ""
+    cells = code_cells(markdown)
+    for body, heading in cells:
+        if body == source:
+            return heading
+    first = source.splitlines()[0]
+    matches = [heading for body, heading in cells if first and first in body]
+    return matches[0] if len(matches) == 1 else ""
+
+
+def _running_cell() -> str:
+    """The source of the cell IPython is executing now ("" outside IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency of the book
+        return ""
+    shell = get_ipython()
+    history = shell.user_ns.get("In", []) if shell is not None else []
+    return history[-1] if history else ""
+
+
+class Chapter:
+    """One execution of ``book/<name>.md`` at ``scale`` with ``overrides``: its parameters, papers, claims and box.
+
+    ``papers``: names of :mod:`lib.papers` files (``"zhang2017"``), read into :attr:`papers`; ``paper``: how the
+    chapter's claims name their paper by default (``"Zhang et al. 2017"``); ``data``: the default data size of its
+    claims (:func:`lib.book.claims.data_size`; each claim may give its own)."""
+
+    def __init__(self, name: str, scale: str = "cpu", overrides: dict | None = None, *, papers: Sequence[str] = (),
+                 reproduces: str = "", paper: str = "", data: DataSize | tuple | None = None,
+                 show_box: bool = True):
+        from lib.book import plots
+        from lib.papers import paper as read_paper
+
+        self.name, self.scale, self.overrides = name, scale, dict(overrides or {})
+        self.params = load_params(name, scale, self.overrides) if has_params(name) else None
+        self.opening: Opening | None = open_chapter(name, scale, self.overrides, reproduces) if show_box else None
+        threads = getattr(self.params, "torch_threads", 0) if self.params is not None else 0
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        plots.setup()
+        self.papers = {key: read_paper(key) for key in papers}
+        self.source = BOOK_DIR / f"{name}.md"
+        self.claims = ClaimBook(name, scale, data=data, paper=paper, section_of=self.current_section)
+
+    def current_section(self) -> str:
+        """The id of the heading above the cell executing now (claims link there)."""
+        if not self.source.is_file():
+            return ""
+        return section_of_source(self.source.read_text(), _running_cell())
+
+    def close(self, *runs: pd.DataFrame | Iterable) -> str:
+        """Save the claims, fill in the opening box's compute time (with the training time of ``runs``, the
+        chapter's :func:`lib.runs.run_grid` tables) and return the closing paragraph computed from the verdicts."""
+        self.claims.save()
+        if self.opening is not None:
+            self.opening.close(*runs)
+        return self.claims.closing()

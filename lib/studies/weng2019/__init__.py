@@ -1,0 +1,6 @@
+"""Weng (2019), *Are deep neural networks dramatically overfitted?*, and the works its three experiments follow.
+
+- :mod:`.double_descent` — Belkin, Hsu, Ma & Mandal (2019): the sweep across the interpolation threshold
+- :mod:`.intrinsic_dimension` — Li, Farkhoor, Liu & Yosinski (2018): training in a random subspace
+- :mod:`.layer_robustness` — Zhang, Bengio & Singer (2019): re-initializing and re-randomizing one layer
+"""
