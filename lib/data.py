@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lib import settings
+
 ENV_DATA_DIR = "LIB_DATA_DIR"
 ENV_TORCHVISION_DIR = "LIB_TORCHVISION_DIR"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -95,8 +97,8 @@ def candidate_roots(root: str | os.PathLike | None = None) -> list[tuple[str, Pa
     roots: list[tuple[str, Path]] = []
     if root is not None:
         roots.append(("explicit root", Path(root).expanduser()))
-    if os.environ.get(ENV_DATA_DIR):
-        roots.append((f"${ENV_DATA_DIR}", Path(os.environ[ENV_DATA_DIR]).expanduser()))
+    if settings.data_dir() is not None:
+        roots.append((f"${ENV_DATA_DIR}", settings.data_dir()))
     for shared in (REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"):
         if all(shared.resolve() != r.resolve() for _, r in roots):
             roots.append(("../shared/data", shared))
@@ -105,7 +107,7 @@ def candidate_roots(root: str | os.PathLike | None = None) -> list[tuple[str, Pa
 
 
 def torchvision_root() -> Path:
-    return Path(os.environ.get(ENV_TORCHVISION_DIR, Path.home() / ".cache" / "lib" / "torchvision")).expanduser()
+    return settings.torchvision_dir()
 
 
 def _expected_files(name: str, root: Path) -> list[Path]:
@@ -319,7 +321,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
         return random_vectors()
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS + SYNTHETIC}")
-    return _load_cached(name, None if root is None else str(root), download, os.environ.get(ENV_DATA_DIR))
+    return _load_cached(name, None if root is None else str(root), download, settings.data_dir())
 
 
 @functools.lru_cache(maxsize=4)

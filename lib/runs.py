@@ -20,8 +20,12 @@ per-run lock (``<cache>/.locks/<key>.lock``, ``fcntl.flock``, released by the ke
 makes two processes that ask for the same run at once train it once: the second waits and reads the first's
 result. Checkpoints (``<cache>/.checkpoints/``) are written every ``$LIB_CHECKPOINT_EVERY_S`` seconds (60),
 so a killed run resumes where it stopped. Every stored run appends one line to ``<cache>/.finished.log``
-(an audit: each key should appear once). Grids run in this process or, with ``$LIB_DASK_SCHEDULER`` or
-``scheduler=``, on a Dask cluster (:mod:`lib.cluster`).
+(an audit: each key should appear once).
+
+Grids: :func:`train_missing` plans the missing runs into chunks (:func:`plan_chunks`: one run, or several
+trained as one stacked model) and hands them, with :func:`train_chunk`, to an executor: :class:`LocalExecutor`
+(this process, the default) or, with ``$LIB_DASK_SCHEDULER`` or ``scheduler=``, a Dask cluster's
+(:class:`lib.cluster.DaskExecutor`). Every environment variable is read through :mod:`lib.settings`.
 """
 
 from __future__ import annotations
@@ -40,12 +44,13 @@ import uuid
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Protocol, Sequence
 
 import pandas as pd
 import torch
 from tqdm import tqdm
 
+from lib import cluster, settings
 from lib.train import RunConfig, TrainedRun, default_device, progress_enabled, train
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -63,7 +68,8 @@ KEPT_VERSIONS = {
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("LIB_CACHE_DIR", PACKAGE_DIR.parent / "_runs")).expanduser()
+    """The run cache: ``$LIB_CACHE_DIR``, default ``<repo>/_runs`` (:func:`lib.settings.cache_dir`)."""
+    return settings.cache_dir()
 
 
 def training_digest(package_dir: Path = PACKAGE_DIR) -> str:
@@ -260,7 +266,7 @@ def load(config: RunConfig, with_weights: bool = True) -> TrainedRun:
 
 def checkpoint_interval() -> float:
     """Seconds between checkpoints of a running run: ``$LIB_CHECKPOINT_EVERY_S`` (default 60)."""
-    return float(os.environ.get("LIB_CHECKPOINT_EVERY_S", 60))
+    return settings.checkpoint_every_s()
 
 
 def _train_and_store(config: RunConfig, device: torch.device | None, progress: bool | None) -> TrainedRun:
@@ -307,63 +313,129 @@ def grid(base: RunConfig, **axes: Sequence) -> list[RunConfig]:
 
 
 def batching_enabled() -> bool:
-    """Batched training is on unless ``LIB_BATCHED=0``."""
-    return os.environ.get("LIB_BATCHED", "1") not in ("0", "false", "no")
+    """Batched training is on unless ``$LIB_BATCHED`` is an off word (:func:`lib.settings.batched`)."""
+    return settings.batched()
 
 
-def train_missing(configs: Sequence[RunConfig], device: torch.device | None = None, batched: bool | None = None,
-                  max_batch: int | None = None, scheduler: str | None = None) -> None:
-    """Train and store every configuration that is not cached yet.
+def plan_chunks(configs: Sequence[RunConfig], device: torch.device, batched: bool | None = None,
+                max_batch: int | None = None) -> list[list[RunConfig]]:
+    """The training tasks of ``configs`` on a ``device`` of this kind: each chunk is one run, or several runs
+    trained together as one stacked model (:func:`lib.batched.train_batched`). The one planner of every grid,
+    here or on a cluster.
 
-    Runs that can share a batch (:func:`lib.batched.batch_key`) are trained together as one stacked
-    model, up to ``max_batch`` at a time, when ``batched`` is True, or, by default (``None``), when
-    that is faster on this device (:func:`lib.batched.prefers_batched`) and ``LIB_BATCHED`` is not
-    0; the rest one by one. Each run is stored as soon as its batch finishes. ``max_batch``
-    defaults to 32 on a GPU (a whole paper grid of small models in one stack) and 8 elsewhere.
+    Runs with equal :func:`lib.batched.batch_key` are stacked, up to ``max_batch`` per chunk (default 32 on a
+    GPU, a whole paper grid of small models, and 8 elsewhere), when ``batched`` is True and the architecture
+    can be stacked, or, by default (``None``), when stacking is faster on ``device``
+    (:func:`lib.batched.prefers_batched`) and ``$LIB_BATCHED`` is on. Runs with ``save_epochs`` are never
+    stacked (the stacked trainer keeps no snapshots); every other run is a chunk of its own. Chunks follow
+    the order of ``configs`` (group by group). Reads no cache: the caller passes the runs it wants trained."""
+    from lib.batched import architecture, batch_key, prefers_batched
 
-    ``scheduler`` (default ``$LIB_DASK_SCHEDULER``): a Dask scheduler address (``tcp://host:8786``),
-    ``local:N`` (a ``LocalCluster`` of N worker processes) or a scheduler file; the runs are then
-    trained by the cluster's workers (:func:`lib.cluster.train_on_cluster`), into the same cache.
-    ``""`` or ``"none"``: here, in this process (the default when the variable is not set).
-    """
-    from lib.batched import architecture, batch_key, prefers_batched, train_batched
-
-    missing = list(dict.fromkeys(c for c in configs if not is_cached(c)))
-    spec = os.environ.get("LIB_DASK_SCHEDULER", "") if scheduler is None else scheduler
-    if missing and spec.strip().lower() not in ("", "none", "off", "0"):
-        from lib.cluster import train_on_cluster
-
-        train_on_cluster(missing, spec, batched=batched, max_batch=max_batch)
-        return
-    device = device or default_device()
     max_batch = max_batch or (32 if device.type == "cuda" else 8)
     groups: dict[tuple, list[RunConfig]] = {}
-    for config in missing:
+    for config in configs:
         groups.setdefault(batch_key(config), []).append(config)
-    bar = tqdm(total=len(missing), disable=not progress_enabled() or not missing, desc="runs")
+    chunks: list[list[RunConfig]] = []
     for group in groups.values():
         arch = architecture(group[0])
         if batched is None:
             stack = batching_enabled() and prefers_batched(arch, device)
         else:
             stack = batched and arch[0] != "unbatchable"
-        stack = stack and len(group) > 1 and not group[0].save_epochs  # the stacked trainer keeps no snapshots
-        chunks = [group[i:i + max_batch] for i in range(0, len(group), max_batch)] if stack else [[c] for c in group]
-        for chunk in chunks:
-            with run_locks(chunk):  # another process may have trained some of them meanwhile
-                for config in chunk:
-                    _quarantine_if_damaged(_run_path(config))
-                todo = [c for c in chunk if not is_cached(c)]
-                if len(todo) == 1:
-                    _train_and_store(todo[0], device, None)
-                elif todo:
-                    keys = hashlib.sha256("".join(run_key(c) for c in todo).encode()).hexdigest()[:20]
-                    checkpoint = cache_dir() / ".checkpoints" / f"batch-{keys}.pt"
-                    for trained in train_batched(todo, device=device, checkpoint=checkpoint,
-                                                 checkpoint_every_s=checkpoint_interval()):
-                        _save(trained, _run_path(trained.config))
-            bar.update(len(chunk))
-    bar.close()
+        stack = stack and len(group) > 1 and not any(c.save_epochs for c in group)
+        chunks += [group[i:i + max_batch] for i in range(0, len(group), max_batch)] if stack else [[c] for c in group]
+    return chunks
+
+
+def train_chunk(chunk: Sequence[RunConfig], device: torch.device | None = None) -> str:
+    """Train and store the runs of one chunk of :func:`plan_chunks` that are not cached yet: one run alone,
+    several as one stacked model; each is stored as soon as the chunk finishes.
+
+    Holds the chunk's run locks, so a run another process trained meanwhile is read, not trained again.
+    Returns :func:`code_version`, so that an executor whose workers run it elsewhere can check that they
+    run this code. A module-level function, so it pickles for a Dask worker."""
+    from lib.batched import train_batched
+
+    device = device or default_device()
+    chunk = list(chunk)
+    with run_locks(chunk):  # another process may have trained some of them meanwhile
+        for config in chunk:
+            _quarantine_if_damaged(_run_path(config))
+        todo = [c for c in chunk if not is_cached(c)]
+        if len(todo) == 1:
+            _train_and_store(todo[0], device, None)
+        elif todo:
+            keys = hashlib.sha256("".join(run_key(c) for c in todo).encode()).hexdigest()[:20]
+            checkpoint = cache_dir() / ".checkpoints" / f"batch-{keys}.pt"
+            for trained in train_batched(todo, device=device, checkpoint=checkpoint,
+                                         checkpoint_every_s=checkpoint_interval()):
+                _save(trained, _run_path(trained.config))
+    return code_version()
+
+
+class Executor(Protocol):
+    """Where :func:`train_missing` trains its chunks.
+
+    ``device``: the kind of device the chunks will train on, which :func:`plan_chunks` plans for (stacking pays
+    on a GPU). Called with the planned chunks and ``train_chunk`` (:func:`train_chunk`, picklable), it trains
+    every chunk, ``train_chunk(chunk, device)``, and returns when all are stored (raising the first error).
+    Implementations: :class:`LocalExecutor` and :class:`lib.cluster.DaskExecutor`."""
+
+    device: torch.device
+
+    def __call__(self, chunks: Sequence[Sequence[RunConfig]], train_chunk: cluster.ChunkTrainer) -> None: ...
+
+
+class LocalExecutor:
+    """Trains the chunks one after the other in this process on ``device`` (default: a GPU if there is one);
+    a bar counts finished runs."""
+
+    def __init__(self, device: torch.device | None = None):
+        self.device = device or default_device()
+
+    def __call__(self, chunks: Sequence[Sequence[RunConfig]], train_chunk: cluster.ChunkTrainer) -> None:
+        total = sum(len(chunk) for chunk in chunks)
+        bar = tqdm(total=total, disable=not progress_enabled() or not total, desc="runs")
+        try:
+            for chunk in chunks:
+                train_chunk(chunk, self.device)
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+
+
+def executor_for(scheduler: str | None = None, device: torch.device | None = None) -> Executor:
+    """The executor :func:`train_missing` uses by default: a :class:`lib.cluster.DaskExecutor` on the cluster
+    ``scheduler`` names (default ``$LIB_DASK_SCHEDULER``: an address, ``local:N`` or a scheduler file), into
+    this process's cache folder; or, when it names none (unset, ``""``, ``none``, any off word), a
+    :class:`LocalExecutor` on ``device``."""
+    spec = settings.dask_scheduler() if scheduler is None else settings.scheduler_spec(scheduler)
+    if spec is None:
+        return LocalExecutor(device)
+    return cluster.DaskExecutor(spec, cache_dir=cache_dir().resolve(), code_version=code_version())
+
+
+def train_missing(configs: Sequence[RunConfig], device: torch.device | None = None, batched: bool | None = None,
+                  max_batch: int | None = None, scheduler: str | None = None,
+                  executor: Executor | None = None) -> None:
+    """Train and store every configuration that is not cached yet.
+
+    The missing runs are planned into chunks (:func:`plan_chunks`: runs that can share a batch are trained
+    together as one stacked model, up to ``max_batch`` at a time, when ``batched`` is True, or, by default,
+    when that is faster on the executor's device and ``$LIB_BATCHED`` is on; the rest one by one) and
+    trained by ``executor`` (:class:`Executor`), each run stored as soon as its chunk finishes.
+
+    ``executor`` defaults to :func:`executor_for` ``(scheduler, device)``: this process on ``device``
+    (:class:`LocalExecutor`), or, when ``scheduler`` (default ``$LIB_DASK_SCHEDULER``) names a Dask cluster
+    (``tcp://host:8786``, ``local:N`` or a scheduler file), the cluster's workers, into the same cache
+    (:class:`lib.cluster.DaskExecutor`; ``device`` is then the workers' own). ``""`` or ``"none"``: here.
+    """
+    missing = list(dict.fromkeys(c for c in configs if not is_cached(c)))
+    if not missing:
+        return
+    if executor is None:
+        executor = executor_for(scheduler, device)
+    executor(plan_chunks(missing, executor.device, batched, max_batch), train_chunk)
 
 
 def _load_repairing(config: RunConfig, device: torch.device | None, with_weights: bool = False) -> TrainedRun:
@@ -376,16 +448,16 @@ def _load_repairing(config: RunConfig, device: torch.device | None, with_weights
 
 
 def run_grid(configs: Iterable[RunConfig], device: torch.device | None = None, batched: bool | None = None,
-             scheduler: str | None = None) -> pd.DataFrame:
+             scheduler: str | None = None, executor: Executor | None = None) -> pd.DataFrame:
     """Run (or fetch) every configuration; one row per run with its config fields and summary.
 
     Cached runs are read; the rest are trained (:func:`train_missing`: batched where that pays, here or
-    on a Dask cluster, see ``scheduler`` there), each stored as soon as it finishes, so an interrupted
-    grid resumes where it stopped.
+    on a Dask cluster, see ``scheduler`` and ``executor`` there), each stored as soon as it finishes, so an
+    interrupted grid resumes where it stopped.
     """
     configs = list(configs)
     was_cached = [is_cached(c) for c in configs]
-    train_missing(configs, device=device, batched=batched, scheduler=scheduler)
+    train_missing(configs, device=device, batched=batched, scheduler=scheduler, executor=executor)
     rows = []
     for config, cached in zip(configs, was_cached):
         result = _load_repairing(config, device)
@@ -398,10 +470,10 @@ def run_grid(configs: Iterable[RunConfig], device: torch.device | None = None, b
 
 
 def grid_history(configs: Iterable[RunConfig], device: torch.device | None = None,
-                 scheduler: str | None = None) -> pd.DataFrame:
+                 scheduler: str | None = None, executor: Executor | None = None) -> pd.DataFrame:
     """Per-epoch histories of every configuration in long format, with the config fields as columns."""
     configs = list(configs)
-    train_missing(configs, device=device, scheduler=scheduler)
+    train_missing(configs, device=device, scheduler=scheduler, executor=executor)
     frames = []
     for config in configs:
         history = _load_repairing(config, device).history

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from lib import settings
 from lib.augment import AUGMENTATIONS, augment, epoch_generator
 from lib.corrupt import randomize
 from lib.data import load_dataset, per_image_standardize, preprocess, resplit, scale_pixels, subset
@@ -186,7 +187,7 @@ def _split(dataset: str, split: str, data_seed: int, data_dir: str | None):
 
 def prepare_data(config: RunConfig) -> PreparedData:
     """Load, subset, randomize and preprocess the data of ``config`` (deterministic in ``data_seed``)."""
-    data = _split(config.dataset, config.split, config.data_seed, os.environ.get("LIB_DATA_DIR"))
+    data = _split(config.dataset, config.split, config.data_seed, settings.data_dir())
     data = subset(data, config.n_train, config.n_test, seed=config.data_seed)
     original = data.y_train
     data, corrupted = randomize(data, config.randomization, config.corruption, seed=config.data_seed,
@@ -203,10 +204,10 @@ def default_device() -> torch.device:
 
 def progress_enabled() -> bool:
     """Progress bars show on an interactive terminal, never in CI or in executed notebooks."""
-    setting = os.environ.get("LIB_PROGRESS")
+    setting = settings.progress()
     if setting is not None:
-        return setting not in ("0", "false", "no", "")
-    return not os.environ.get("CI") and sys.stderr.isatty()
+        return setting
+    return not settings.in_ci() and sys.stderr.isatty()
 
 
 def _loss_fn(config: RunConfig, num_classes: int):

@@ -135,8 +135,34 @@ def test_scheduler_specs_are_checked():
 
 
 def test_gpu_workers_get_batched_chunks_cpu_workers_single_runs():
+    """The grid runner plans for the executor's device: the workers' kind (cuda when they all have a GPU)."""
     configs = runs.grid(BASE, seed=list(range(5)))
-    assert [len(c) for c in cluster.chunks_for(configs, gpus=False)] == [1] * 5
-    assert [len(c) for c in cluster.chunks_for(configs, gpus=True, max_batch=3)] == [3, 2]
+    executor = cluster.DaskExecutor("local:2", cache_dir="/shared/runs", code_version=runs.code_version())
+    executor._gpus = False  # as the scheduler would report (asked once, then kept)
+    assert executor.device.type == "cpu"
+    assert [len(c) for c in runs.plan_chunks(configs, executor.device)] == [1] * 5
+    executor._gpus = True
+    assert executor.device.type == "cuda"
+    assert [len(c) for c in runs.plan_chunks(configs, executor.device, max_batch=3)] == [3, 2]
     inception = [RunConfig(dataset="cifar10", model="inception", seed=s) for s in range(3)]
-    assert [len(c) for c in cluster.chunks_for(inception, gpus=True)] == [1, 1, 1]  # BatchNorm: unbatchable
+    assert [len(c) for c in runs.plan_chunks(inception, executor.device)] == [1, 1, 1]  # BatchNorm: unbatchable
+
+
+def test_a_worker_task_sets_the_cache_for_itself_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIB_CACHE_DIR", str(tmp_path / "client"))
+    seen = []
+
+    def trainer(chunk, device):
+        seen.append((list(chunk), os.environ["LIB_CACHE_DIR"]))
+        return "a-version"
+
+    assert cluster._on_worker(trainer, [BASE], str(tmp_path / "shared")) == "a-version"
+    assert seen == [([BASE], str(tmp_path / "shared"))]
+    assert os.environ["LIB_CACHE_DIR"] == str(tmp_path / "client")  # restored after the task
+
+
+def test_workers_with_other_code_are_an_error(tmp_path, mnist_slice):
+    """A worker reports the code version it trained with; another version than the client's is an error."""
+    executor = cluster.DaskExecutor("local:1", cache_dir=tmp_path, code_version="not-this-code")
+    with pytest.raises(RuntimeError, match="another version"):
+        executor([[BASE]], runs.train_chunk)

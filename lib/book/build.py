@@ -24,7 +24,6 @@ Command line: ``python -m lib.book [--scale cpu] [--build-dir _build]``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import os
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import yaml
 
+from lib import settings
 from lib.params import SCALES, load_params, params_path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -107,19 +107,19 @@ def _stamp(chapter: str, scale: str, overrides: dict) -> str:
     return digest.hexdigest()
 
 
-@contextlib.contextmanager
 def _kernel_imports_this_lib():
     """Kernels started inside import this checkout's ``lib``, not another installed copy (e.g. an editable install
-    of a different worktree, or a relative ``PYTHONPATH`` that means nothing in ``book/``)."""
-    previous = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), previous]))
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = previous
+    of a different worktree, or a relative ``PYTHONPATH`` that means nothing in ``book/``); ``PYTHONPATH`` is
+    restored afterwards."""
+    return settings.override(PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+
+
+def build_environment(build_dir: Path):
+    """The environment of a build, for the length of the build: the chapters' kernels save their claims into
+    ``build_dir/claims`` (``$LIB_CLAIMS_DIR``), where the summary pages and the scorecard read them. The previous
+    environment is restored afterwards (:func:`lib.settings.override`), so a build leaves ``os.environ`` as it
+    found it."""
+    return settings.override(LIB_CLAIMS_DIR=Path(build_dir) / "claims")
 
 
 def _hide_injected_parameters(notebook: Path) -> None:
@@ -241,24 +241,25 @@ def build(scale: str = "cpu", build_dir: Path | str = REPO_ROOT / "_build", reus
             load_params(chapter, scale)
     build_dir = Path(build_dir).resolve()
     site = stage(build_dir)
-    os.environ["LIB_CLAIMS_DIR"] = str(build_dir / "claims")  # chapters' kernels save their claims here
     timings = {}
     # Summary pages read what the chapters found, so they run last and every time.
     order = [c for c in chapters() if c not in SUMMARY_PAGES] + [c for c in chapters() if c in SUMMARY_PAGES]
     order = [c for c in order if not only or c in only or c in SUMMARY_PAGES]
     started = time.perf_counter()
-    for k, chapter in enumerate(order, 1):
-        label = f"[{k}/{len(order)}] {chapter}"
-        if is_notebook(chapter):
-            log(f"  {label}: executing at scale {scale!r} (book elapsed {_clock(time.perf_counter() - started)})")
-        seconds = execute_chapter(chapter, scale, site / "book" / f"{chapter}.ipynb",
-                                  reuse=reuse and chapter not in SUMMARY_PAGES, progress=label if show_progress else False)
-        timings[chapter] = seconds
-        log(f"  {label}: {'reused' if seconds == 0 else f'executed in {seconds:.0f} s'}")
-    (build_dir / "timings.json").write_text(json.dumps({"scale": scale, "seconds": timings}, indent=1))
-    from lib.book.claims import write_scorecard
+    with build_environment(build_dir):  # chapters' kernels save their claims into the build folder
+        for k, chapter in enumerate(order, 1):
+            label = f"[{k}/{len(order)}] {chapter}"
+            if is_notebook(chapter):
+                log(f"  {label}: executing at scale {scale!r} (book elapsed {_clock(time.perf_counter() - started)})")
+            seconds = execute_chapter(chapter, scale, site / "book" / f"{chapter}.ipynb",
+                                      reuse=reuse and chapter not in SUMMARY_PAGES,
+                                      progress=label if show_progress else False)
+            timings[chapter] = seconds
+            log(f"  {label}: {'reused' if seconds == 0 else f'executed in {seconds:.0f} s'}")
+        (build_dir / "timings.json").write_text(json.dumps({"scale": scale, "seconds": timings}, indent=1))
+        from lib.book.claims import write_scorecard
 
-    write_scorecard(build_dir / "scorecard.json", scale)
+        write_scorecard(build_dir / "scorecard.json", scale)
     log(f"  rendering the site with jupyter-book (book elapsed {_clock(time.perf_counter() - started)})")
     started = time.perf_counter()
     result = subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(site), "--path-output", str(build_dir),

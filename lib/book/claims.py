@@ -54,6 +54,8 @@ from typing import Mapping
 
 import pandas as pd
 
+from lib import settings
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERDICTS = ("reproduced", "same trend", "differs", "not tested")
 SOURCES = ("paper", "reproduction", "check")
@@ -74,7 +76,8 @@ BY_CONSTRUCTION = {
 
 
 def claims_dir() -> Path:
-    return Path(os.environ.get("LIB_CLAIMS_DIR", REPO_ROOT / "_build" / "claims"))
+    """``$LIB_CLAIMS_DIR`` (:func:`lib.settings.claims_dir`; default ``<repo>/_build/claims``)."""
+    return settings.claims_dir()
 
 
 # ---------------------------------------------------------------------------------------------------------------

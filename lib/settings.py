@@ -1,0 +1,193 @@
+"""Every environment variable ``lib`` reads, in one module, each behind a small typed function.
+
+A function reads the environment when it is called, never at import, so a test that sets a variable
+(``monkeypatch.setenv``) or a block run under :func:`override` sees the new value at once. Nothing here
+imports the rest of ``lib``: every module may use it.
+
+On/off variables share one vocabulary, case-insensitively: :data:`ON_WORDS` (``1 true yes on``) and
+:data:`OFF_WORDS` (``0 false no off none`` and the empty string). Any other word is an error that names
+the variable and the accepted words. A folder variable set to the empty string counts as unset.
+
+- ``LIB_CACHE_DIR``: the run cache and the result store (:func:`cache_dir`; default ``<repo>/_runs``)
+- ``LIB_DATA_DIR``: a folder searched for data sets first (:func:`data_dir`; default unset)
+- ``LIB_TORCHVISION_DIR``: torchvision's folder, searched last (:func:`torchvision_dir`; ``~/.cache/lib/torchvision``)
+- ``LIB_CLAIMS_DIR``: where chapters save their claims (:func:`claims_dir`; ``<repo>/_build/claims``)
+- ``LIB_CHECKPOINT_EVERY_S``: seconds between checkpoints of a running run (:func:`checkpoint_every_s`; 60)
+- ``LIB_BATCHED``: on/off, stack same-shaped runs where that pays (:func:`batched`; on)
+- ``LIB_PROGRESS``: on/off, progress bars (:func:`progress`; unset: on at an interactive terminal outside CI)
+- ``LIB_DASK_SCHEDULER``: where grids train, a Dask cluster or off (:func:`dask_scheduler`; off: this process)
+- ``CI``: set to anything non-empty by CI services, no progress bars (:func:`in_ci`; unset)
+
+The same list is :data:`VARIABLES`; README.md ("Environment variables") has it as a table, and a test checks that
+both name the same variables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+CACHE_DIR = "LIB_CACHE_DIR"
+DATA_DIR = "LIB_DATA_DIR"
+TORCHVISION_DIR = "LIB_TORCHVISION_DIR"
+CLAIMS_DIR = "LIB_CLAIMS_DIR"
+CHECKPOINT_EVERY_S = "LIB_CHECKPOINT_EVERY_S"
+BATCHED = "LIB_BATCHED"
+PROGRESS = "LIB_PROGRESS"
+DASK_SCHEDULER = "LIB_DASK_SCHEDULER"
+CI = "CI"
+
+#: Every variable read here: name → (what it sets, its default in words).
+VARIABLES = {
+    CACHE_DIR: ("the run cache and the result store", "`<repo>/_runs`"),
+    DATA_DIR: ("a folder searched for data sets first (after a `root=` argument)", "unset"),
+    TORCHVISION_DIR: ("torchvision's folder, searched last; downloads go there", "`~/.cache/lib/torchvision`"),
+    CLAIMS_DIR: ("where chapters save their claims", "`<repo>/_build/claims`"),
+    CHECKPOINT_EVERY_S: ("seconds between checkpoints of a running run", "`60`"),
+    BATCHED: ("on/off: stack same-shaped runs into one model where that pays", "on"),
+    PROGRESS: ("on/off: progress bars", "on at an interactive terminal outside CI"),
+    DASK_SCHEDULER: ("where grids train: a Dask scheduler, `local:N`, a scheduler file, or off", "off (this process)"),
+    CI: ("set to anything non-empty (by CI services): no progress bars unless `LIB_PROGRESS` is on", "unset"),
+}
+
+ON_WORDS = ("1", "true", "yes", "on")
+OFF_WORDS = ("0", "false", "no", "off", "none", "")
+
+
+class SettingError(ValueError):
+    """An environment variable holds a value its setting does not accept; the message names both."""
+
+
+def _raw(name: str) -> str | None:
+    return os.environ.get(name)
+
+
+def flag(name: str, default: bool | None = None) -> bool | None:
+    """The on/off variable ``name``: ``True`` for :data:`ON_WORDS`, ``False`` for :data:`OFF_WORDS` (either
+    case, surrounding spaces ignored), ``default`` when it is not set; any other value raises
+    :class:`SettingError`."""
+    value = _raw(name)
+    if value is None:
+        return default
+    word = value.strip().lower()
+    if word in ON_WORDS:
+        return True
+    if word in OFF_WORDS:
+        return False
+    raise SettingError(f"{name}={value!r} is neither on ({', '.join(ON_WORDS)}) nor off "
+                       f"({', '.join(repr(w) if not w else w for w in OFF_WORDS)}), in any case")
+
+
+def _folder(name: str) -> Path | None:
+    value = _raw(name)
+    return Path(value).expanduser() if value else None
+
+
+def cache_dir() -> Path:
+    """``$LIB_CACHE_DIR``: the run cache (:mod:`lib.runs`) and result store (:mod:`lib.cache`); default
+    ``<repo>/_runs``. A path every worker shares when grids train on a cluster."""
+    return _folder(CACHE_DIR) or REPO_ROOT / "_runs"
+
+
+def data_dir() -> Path | None:
+    """``$LIB_DATA_DIR``: a folder :mod:`lib.data` searches for data sets before ``../shared/data``; default
+    ``None`` (unset)."""
+    return _folder(DATA_DIR)
+
+
+def torchvision_dir() -> Path:
+    """``$LIB_TORCHVISION_DIR``: torchvision's folder, searched last and where it downloads a data set;
+    default ``~/.cache/lib/torchvision``."""
+    return _folder(TORCHVISION_DIR) or Path.home() / ".cache" / "lib" / "torchvision"
+
+
+def claims_dir() -> Path:
+    """``$LIB_CLAIMS_DIR``: where chapters save their claims (:mod:`lib.book.claims`); default
+    ``<repo>/_build/claims`` (the book build sets it to its build folder's ``claims``)."""
+    return _folder(CLAIMS_DIR) or REPO_ROOT / "_build" / "claims"
+
+
+def checkpoint_every_s() -> float:
+    """``$LIB_CHECKPOINT_EVERY_S``: seconds between checkpoints of a running run, ``0`` or more (``0``: every
+    epoch); default 60."""
+    value = _raw(CHECKPOINT_EVERY_S)
+    if value is None or not value.strip():
+        return 60.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds >= 0 or seconds == float("inf"):
+        raise SettingError(f"{CHECKPOINT_EVERY_S}={value!r}: write a number of seconds, 0 or more")
+    return seconds
+
+
+def batched() -> bool:
+    """``$LIB_BATCHED`` (on/off): the grid runner stacks same-shaped runs into one model where that pays
+    (:func:`lib.batched.prefers_batched`); default on."""
+    return flag(BATCHED, default=True)
+
+
+def progress() -> bool | None:
+    """``$LIB_PROGRESS`` (on/off): progress bars forced on or off; default ``None`` (unset: on at an
+    interactive terminal outside CI, see :func:`lib.train.progress_enabled`)."""
+    return flag(PROGRESS, default=None)
+
+
+def in_ci() -> bool:
+    """Whether ``$CI`` is set to anything non-empty (CI services set ``CI=true``); default ``False``."""
+    return bool(_raw(CI))
+
+
+def dask_scheduler() -> str | None:
+    """``$LIB_DASK_SCHEDULER``: the Dask cluster grids train on (``tcp://host:8786``, ``local:N`` or a
+    scheduler file, see :mod:`lib.cluster`); ``None`` when unset or an off word (``""``, ``none``, ``0``...):
+    grids train in this process."""
+    return scheduler_spec(_raw(DASK_SCHEDULER))
+
+
+def scheduler_spec(value: str | None) -> str | None:
+    """A scheduler value (``$LIB_DASK_SCHEDULER`` or a ``scheduler=`` argument) as a spec, or ``None`` for
+    "this process" (unset or an off word)."""
+    if value is None or value.strip().lower() in OFF_WORDS:
+        return None
+    return value.strip()
+
+
+def _text(value) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+
+
+@contextlib.contextmanager
+def override(**values) -> Iterator[None]:
+    """Set environment variables for a block, then restore the environment exactly as it was.
+
+    ``override(LIB_CACHE_DIR=path, LIB_BATCHED=False, PYTHONPATH=None)``: a value is written as text (a
+    bool as ``1``/``0``, a path as its string); ``None`` unsets the variable inside the block. Afterwards
+    (also after an exception) a variable that was unset is unset again and every other one has its old
+    value. A ``LIB_`` name that is not in :data:`VARIABLES` is refused (a misspelt name would otherwise be
+    ignored silently); other names (``PYTHONPATH``) pass. Child processes started inside the block (a
+    notebook kernel, a Dask worker) inherit the values."""
+    unknown = [name for name in values if name.startswith("LIB_") and name not in VARIABLES]
+    if unknown:
+        raise SettingError(f"unknown lib setting(s) {', '.join(unknown)}; the settings are {', '.join(VARIABLES)}")
+    previous = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = _text(value)
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
