@@ -37,7 +37,7 @@ from pathlib import Path
 import yaml
 
 from lib import settings
-from lib.params import SCALES, load_params, params_path
+from lib.params import SCALES, has_params, load_params, params_files
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOK_FILES = ("_config.yml", "_toc.yml")
@@ -99,8 +99,8 @@ def _library_hash() -> str:
 def _stamp(chapter: str, scale: str, overrides: dict) -> str:
     digest = hashlib.sha256()
     digest.update((REPO_ROOT / "book" / f"{chapter}.md").read_bytes())
-    params = params_path(chapter, scale)
-    digest.update(params.read_bytes() if params.is_file() else b"")
+    for params in params_files(chapter, scale):  # the base file and the scale's changes
+        digest.update(params.read_bytes())
     digest.update(json.dumps([scale, overrides], sort_keys=True).encode())
     digest.update(_library_hash().encode())
     digest.update(install_cell().encode())
@@ -145,7 +145,7 @@ def execute_chapter(chapter: str, scale: str, output: Path, overrides: dict | No
     import papermill
 
     overrides = overrides or {}
-    if params_path(chapter, scale).is_file():  # bad parameters fail here, before a kernel starts
+    if has_params(chapter):  # bad parameters fail here, before a kernel starts
         load_params(chapter, scale, overrides)
     if not is_notebook(chapter):  # a plain page: nothing to execute
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -237,7 +237,7 @@ def build(scale: str = "cpu", build_dir: Path | str = REPO_ROOT / "_build", reus
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {SCALES}")
     for chapter in chapters():  # every chapter's parameters are checked before the first one executes
-        if params_path(chapter, scale).is_file():
+        if has_params(chapter):
             load_params(chapter, scale)
     build_dir = Path(build_dir).resolve()
     site = stage(build_dir)

@@ -50,7 +50,7 @@ import operator
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import pandas as pd
 
@@ -194,6 +194,14 @@ def reached(epochs: float, needed: float, what: str = "the run was trained as lo
     return what, rule("epochs >= needed", epochs=epochs, needed=needed)
 
 
+def converged_or_reached(converged: bool, epochs: float, needed: float,
+                         what: str = "the run converged, or trained as long as the paper's setting allows"):
+    """The run reached its stopping criterion, or trained the epochs the paper's setting allows (``needed``): a run
+    that a smaller scale's epoch cap stopped earlier, unconverged, does not test a claim about the paper's setting."""
+    return what, rule("converged == 1 or epochs >= needed", converged=int(bool(converged)), epochs=epochs,
+                      needed=needed)
+
+
 def holds(condition: bool, what: str):
     """A precondition that is a plain yes/no our code computed (``ok == 1``)."""
     return what, rule("ok == 1", ok=int(bool(condition)))
@@ -316,6 +324,7 @@ class ClaimBook:
     data: DataSize | tuple | None = None  # the default data size of this chapter's claims
     paper: str = ""  # the default paper of this chapter's claims ("Zhang et al. 2017")
     claims: list[Claim] = field(default_factory=list)
+    section_of: Callable[[], str] | None = None  # the section of a claim given none (lib.book.chapter: the heading)
 
     def value(self, *, figure: str, claim: str, paper_value: float, ours: float, tolerance: float,
               unit: str = "", section: str = "", data=None, requires=(), by_construction: str = "",
@@ -353,6 +362,8 @@ class ClaimBook:
         if source not in SOURCES:
             raise ValueError(f"claim {claim!r}: source must be one of {SOURCES}, got {source!r}")
         paper = paper or self.paper
+        if not section and self.section_of is not None:
+            section = self.section_of()
         if not paper:
             raise ValueError(f"claim {claim!r} of {self.chapter!r} names no paper: pass paper= to it or to ClaimBook")
         size = DataSize.of(data)
