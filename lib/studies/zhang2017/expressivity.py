@@ -25,6 +25,12 @@ trapezoid (approximate) indicator ``f_t`` of the group's interval made of four R
 ``Σ_t f_t(x) o_t(x)`` is built from ReLUs as ``f·o = relu(o - M(1-f)) - relu(-o - M(1-f))`` (exact when
 ``f ∈ {0, 1}`` and ``|o| ≤ M``, which holds at every sample point). See :func:`depth_k_widths` and
 :func:`depth_k_weight_count` for the exact widths and nonzero-weight counts implemented.
+
+**The chapter's measurements** (``book/zhang-expressivity.md``): :func:`theorem1_table` (Theorem 1 at growing ``n``:
+labels recovered, Lemma 1's diagonal, singular values, bounds on ``‖w‖``), :func:`compare_variants` (other
+projections, bias positions, refinement, float32), :func:`exact_weight_error` (float64 against the exact rational
+solve), :func:`depth_k_table` (Corollary 1), and the SGD comparison (:func:`matched_hidden_width`,
+:func:`sgd_configs`, :func:`sgd_versus_construction`).
 """
 
 from __future__ import annotations
@@ -34,10 +40,12 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+import pandas as pd
 import torch
 from torch import nn
 
-from lib.models import MLP
+from lib.models import MLP, build_model, count_parameters
+from lib.train import RunConfig
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 PROJECTIONS = ("random", "best_of", "pc1", "integer")
@@ -540,3 +548,170 @@ def predict(model: nn.Module, z: torch.Tensor, batch: int = 1024) -> torch.Tenso
     outputs = [model(z[s:s + batch].to(dtype)) for s in range(0, len(z), batch)]
     out = torch.cat(outputs)
     return out[:, 0] if out.dim() == 2 and out.shape[1] == 1 else out
+
+
+# --- the chapter's measurements (book/zhang-expressivity.md) ----------------------------------------------------
+
+
+def recovered(outputs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
+    """Fraction of ``labels`` read back from a network's ``outputs`` (:func:`read_labels`): Theorem 1 promises 1."""
+    return float((read_labels(outputs, num_classes) == labels.long()).double().mean())
+
+
+def theorem1_row(fit: Depth2Fit, points: torch.Tensor, labels: torch.Tensor, num_classes: int, sv_iterations: int,
+                 svd_max_n: int = 0) -> dict:
+    """What Theorem 1's network fitted to ``points`` and integer ``labels`` does, and Lemma 1's matrix behind it.
+
+    The network's weights against ``2n + d``; the labels recovered and the largest error of its own forward pass on
+    the points; the spacing of the projections and the diagonal ``min (x_i − b_i)`` (Lemma 1's smallest eigenvalue);
+    ``σ_max``, ``σ_min`` of ``A`` (:func:`singular_value_extremes`, ``sv_iterations`` steps) and the condition number;
+    ``‖w‖`` against the bounds ``‖y‖/λ_min`` and ``‖y‖/σ_min``; the solve's relative residual and times. Where
+    ``n ≤ svd_max_n`` the exact extreme singular values of a full SVD are added (``sigma_min_svd``, ``sigma_max_svd``)."""
+    n, d = len(points), points[0].numel()
+    y = labels[:n]
+    started = time.perf_counter()
+    outputs = predict(fit.model, points)
+    forward_s = time.perf_counter() - started
+    sigma_max, sigma_min = singular_value_extremes(fit.xs, fit.b, sv_iterations)
+    row = dict(n=n, d=d, weights=count_parameters(fit.model), two_n_plus_d=2 * n + d,
+               recovered=recovered(outputs, y, num_classes), max_abs_error=float((outputs - y).abs().max()),
+               min_spacing=fit.min_spacing, min_x_minus_b=fit.min_diagonal, sigma_min=sigma_min, sigma_max=sigma_max,
+               condition=sigma_max / sigma_min, max_weight=fit.max_weight, w_norm=float(fit.w.norm()),
+               eigen_bound=float(y.double().norm()) / fit.min_diagonal, sigma_bound=float(y.double().norm()) / sigma_min,
+               relative_residual=fit.relative_residual, range=float(fit.xs[-1] - fit.xs[0]),
+               solve_s=fit.solve_seconds, forward_s=forward_s)
+    if n <= svd_max_n:
+        exact = torch.linalg.svdvals(relu_matrix(fit.xs, fit.b))
+        row.update(sigma_min_svd=float(exact.min()), sigma_max_svd=float(exact.max()))
+    return row
+
+
+def theorem1_table(points: torch.Tensor, labels: torch.Tensor, sizes: list[int], num_classes: int, seed: int,
+                   sv_iterations: int, svd_max_n: int = 0) -> pd.DataFrame:
+    """Theorem 1 on the first ``n`` of ``points`` for each ``n`` of ``sizes`` (random projection, midpoint biases,
+    float64): one :func:`theorem1_row` per ``n``."""
+    rows = []
+    for n in sizes:
+        fit = fit_depth2(points[:n], labels[:n].double(), "random", seed=seed)
+        rows.append(theorem1_row(fit, points[:n], labels, num_classes, sv_iterations, svd_max_n))
+    return pd.DataFrame(rows)
+
+
+def variant_row(name: str, fit: Depth2Fit, points: torch.Tensor, targets: torch.Tensor, num_classes: int,
+                note: str = "") -> dict:
+    """One variant of Theorem 1's construction: labels recovered, the largest error at the sample, and the spacing,
+    weights and residual relative to the spread of the projections (rescaling ``a`` rescales both)."""
+    outputs = predict(fit.model, points).double()
+    spread = float(fit.xs[-1] - fit.xs[0])
+    return dict(variant=name, recovered=recovered(outputs, targets, num_classes),
+                max_abs_error=float((outputs - targets).abs().max()), relative_spacing=fit.min_spacing / spread,
+                weight_range=fit.max_weight * spread, relative_residual=fit.relative_residual, note=note)
+
+
+def construction_variants(points: torch.Tensor, raw_points: torch.Tensor, best_of_draws: int,
+                          bias_positions: list[float]) -> list[tuple[str, dict, torch.Tensor]]:
+    """``(name, options of fit_depth2, points)`` of each variant compared with the baseline (a random direction,
+    θ = 0.5): the best of ``best_of_draws`` random directions, the first principal component, random integer weights
+    on ``raw_points`` (MNIST's 8-bit pixels, so every projection is an exact integer), each θ of ``bias_positions``
+    but 0.5, and one step of iterative refinement."""
+    variants = [("random direction, θ = 0.5 (baseline)", dict(), points)]
+    variants += [(f"best of {best_of_draws} random directions", dict(projection_method="best_of", draws=best_of_draws),
+                  points),
+                 ("first principal component", dict(projection_method="pc1"), points),
+                 ("random integer weights on 8-bit pixels", dict(projection_method="integer"), raw_points)]
+    variants += [(f"random direction, θ = {theta}", dict(bias_position=theta), points)
+                 for theta in bias_positions if theta != 0.5]
+    variants += [("random direction, 1 step of iterative refinement", dict(refine=1), points)]
+    return variants
+
+
+def compare_variants(points: torch.Tensor, raw_points: torch.Tensor, targets: torch.Tensor, num_classes: int,
+                     seed: int, best_of_draws: int, bias_positions: list[float],
+                     float32_redraws: int = 3) -> tuple[pd.DataFrame, bool]:
+    """Every variant of :func:`construction_variants` and a float32 solve, one :func:`variant_row` each.
+
+    Returns the table and whether float32 failed: when every projection drawn (the first and ``float32_redraws``
+    more) maps two distinct points to the same float32 value (:class:`ProjectionCollisionError`), Theorem 1's first
+    step fails and the float32 row holds the error instead of numbers."""
+    rows = [variant_row(name, fit_depth2(z, targets, seed=seed, **options), z, targets, num_classes)
+            for name, options, z in construction_variants(points, raw_points, best_of_draws, bias_positions)]
+    try:
+        fit32 = fit_depth2(points, targets, seed=seed, dtype="float32", max_redraws=float32_redraws)
+        rows.append(variant_row("float32 solve", fit32, points.float(), targets, num_classes,
+                                note=f"{fit32.redraws} redraw(s)"))
+        failed = False
+    except ProjectionCollisionError as error:
+        rows.append(dict(variant="float32 solve", recovered=math.nan, max_abs_error=math.nan, relative_spacing=0.0,
+                         weight_range=math.nan, relative_residual=math.nan, note=str(error)[:120] + "…"))
+        failed = True
+    return pd.DataFrame(rows), failed
+
+
+def exact_weight_error(fit: Depth2Fit, targets: torch.Tensor) -> float:
+    """``‖w − w*‖/‖w*‖``: the fitted weights against the exact rational solution ``w*`` (:func:`solve_exact`) of the
+    same system (the same float64 ``x`` and ``b``), for targets in the points' original order."""
+    exact = torch.tensor([float(v) for v in solve_exact(fit.xs, fit.b, targets.double()[fit.order])],
+                         dtype=torch.float64)
+    return float((fit.w.double() - exact).norm() / exact.norm())
+
+
+def depth_k_table(points: torch.Tensor, targets: torch.Tensor, groups: list[int], num_classes: int,
+                  seed: int) -> pd.DataFrame:
+    """Corollary 1's network (:func:`fit_depth_k`) for each number of ``groups``: depth, width against
+    ``⌈n/g⌉ + 11``, nonzero weights against :func:`depth_k_weight_count`, dense parameters, labels recovered by its
+    forward pass, the largest error and weight, and times."""
+    n, d = len(points), points[0].numel()
+    rows = []
+    for g in groups:
+        started = time.perf_counter()
+        fit = fit_depth_k(points, targets, g, seed=seed)
+        build_s = time.perf_counter() - started
+        started = time.perf_counter()
+        outputs = predict(fit.model, points, batch=4096)
+        rows.append(dict(
+            groups=g, depth=fit.depth, width=max(fit.widths), width_formula=math.ceil(n / g) + 11,
+            nonzero=fit.nonzero_weights, nonzero_formula=depth_k_weight_count(n, d, fit.sizes),
+            dense=fit.dense_parameters, recovered=recovered(outputs, targets, num_classes),
+            max_abs_error=float((outputs - targets).abs().max()), max_weight=fit.max_weight, build_s=build_s,
+            forward_s=time.perf_counter() - started))
+        del fit
+    return pd.DataFrame(rows)
+
+
+# --- SGD beside the construction ---------------------------------------------------------------------------------
+
+
+def matched_hidden_width(n: int, d: int, num_classes: int) -> int:
+    """The fewest hidden units ``H`` of a d-H-``num_classes`` MLP with at least Theorem 1's ``2n + d`` weights:
+    it has ``(d + 1)H + (H + 1)·num_classes`` weights and biases."""
+    return math.ceil((2 * n + d - num_classes) / (d + 1 + num_classes))
+
+
+def sgd_configs(sgd, dataset: str, data_seed: int, models: list[str]):
+    """The runs of the chapter's SGD comparison: each of ``models`` on ``sgd.n_train`` random labels (all of them
+    redrawn, as in Figure 1a's random-label runs), pixels scaled, trained until 100% training accuracy or
+    ``sgd.max_epochs``, tested once at the end. ``sgd``: the chapter's ``sgd`` parameters (``ExpressivitySGD``)."""
+    return [RunConfig(dataset=dataset, n_train=sgd.n_train, n_test=1000, randomization="random_labels", corruption=1.0,
+                      preprocessing="scale", data_seed=data_seed, model=model, lr=sgd.lr, lr_decay=sgd.lr_decay,
+                      batch_size=sgd.batch_size, max_epochs=sgd.max_epochs, stop_train_acc=1.0,
+                      test_every=sgd.max_epochs)
+            for model in models]
+
+
+def sgd_versus_construction(construction: Depth2Fit, points: torch.Tensor, labels: torch.Tensor,
+                            summary: pd.DataFrame, models: list[str], matched_model: str, lr: float,
+                            num_classes: int) -> pd.DataFrame:
+    """Theorem 1's network beside the MLPs SGD trained on the same ``points`` and random ``labels``: weights, how
+    it was obtained, epochs, seconds and training accuracy. ``summary``: :func:`lib.runs.run_grid`'s table of the
+    runs of ``models`` (in that order); ``matched_model`` is the one sized like the construction."""
+    n, d = len(points), points[0].numel()
+    rows = [dict(network=f"Theorem 1 construction (2n + d = {2 * n + d:,})", weights=count_parameters(construction.model),
+                 how="one triangular solve", epochs="—", seconds=construction.solve_seconds,
+                 train_accuracy=recovered(predict(construction.model, points), labels, num_classes))]
+    for model, (_, run) in zip(models, summary.iterrows()):
+        weights = count_parameters(build_model(model, tuple(points.shape[1:]), num_classes, 0))
+        rows.append(dict(network=f"MLP {d}-{model.split('x')[1]}-{num_classes}"
+                         + (" (matched size)" if model == matched_model else ""),
+                         weights=weights, how=f"SGD, lr {lr}", epochs=int(run.epochs), seconds=run.train_seconds,
+                         train_accuracy=run.final_train_acc))
+    return pd.DataFrame(rows)
