@@ -1,16 +1,26 @@
-"""Layer robustness (lib.studies.weng2019.layer_robustness, Zhang, Bengio & Singer 2019) and the run snapshots it needs (RunConfig.save_epochs)."""
+"""Layer robustness (lib.studies.weng2019.layer_robustness, Zhang, Bengio & Singer 2019), the run snapshots it needs
+(RunConfig.save_epochs), and the chapter's runs and tables (its run configurations, the summarized table's readers)."""
 
 from __future__ import annotations
 
 import math
+import random
+import statistics
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
-from lib.studies.weng2019.layer_robustness import layers, re_initialize, re_randomize, re_randomize_uniform, robustness, classification_error
+from lib.studies.weng2019.layer_robustness import (RERANDOMIZE, RERANDOMIZE_SEED, WENG_LAYERS, accuracy,
+                                                   accuracy_table, base_error, cell, classification_error, columns,
+                                                   layer_names, layers, networks, protocol_table, re_initialize,
+                                                   re_randomize, re_randomize_uniform, reinit_costs, rerandomized,
+                                                   robustness, run_config, run_robustness, summarize_robustness,
+                                                   weng_comparison, worst_reset)
 from lib.models import build_model, initialize
-from lib.runs import load, run
+from lib.params import load_params, raw_params
+from lib.runs import load, run, run_key
 from lib.train import RunConfig, prepare_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -180,3 +190,144 @@ def test_snapshots_survive_an_interrupted_and_resumed_run(tmp_path, monkeypatch)
     for epoch in (0, 1, 4):
         for key, value in uninterrupted.snapshots[epoch].items():
             assert torch.equal(resumed.snapshots[epoch][key], value), (epoch, key)
+
+
+# --- the chapter's runs -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("scale", ["smoke", "cpu", "paper"])
+def test_run_configs_are_the_parameter_files_nets_exactly(scale):
+    """Each net's run is the file's values as written (same types: a cached run's key hashes them) with the paper's
+    fixed protocol: SGD with momentum, every epoch trained and tested, the checkpoints kept."""
+    P = load_params("weng-layer-robustness", scale)
+    raw = raw_params("weng-layer-robustness", scale)
+    nets = networks(P)
+    assert list(nets) == [*raw["fc"], "weng", *raw["conv"]]
+    entries = {**raw["fc"], "weng": raw["weng"], **raw["conv"]}
+    for name, net in nets.items():
+        entry = entries[name]
+        expected = RunConfig(dataset=entry["dataset"], n_train=entry["n_train"], n_test=entry["n_test"],
+                             preprocessing=entry["preprocessing"], data_seed=raw["data_seed"], model=entry["model"],
+                             seed=raw["seed"], init=entry["init"], optimizer="sgd", lr=entry["lr"],
+                             momentum=entry["momentum"], lr_decay=entry["lr_decay"], batch_size=entry["batch_size"],
+                             max_epochs=entry["max_epochs"], stop_train_acc=None, test_every=1,
+                             save_epochs=tuple(entry["checkpoints"]))
+        config = run_config(net, P.seed, P.data_seed)
+        assert config == expected and run_key(config) == run_key(expected), name
+        for field, value in expected.to_dict().items():
+            assert type(config.to_dict()[field]) is type(value), (name, field)
+    other = run_config(nets["weng"], seed=3, data_seed=4)
+    assert (other.seed, other.data_seed) == (3, 4) and run_key(other) != run_key(run_config(nets["weng"], 0, 0))
+
+
+def test_protocol_table_has_one_row_per_net():
+    P = load_params("weng-layer-robustness", "smoke")
+    nets = networks(P)
+    configs = {name: run_config(net, P.seed, P.data_seed) for name, net in nets.items()}
+    sizes = {name: (1000 + i, 20_000 * i + 7) for i, name in enumerate(nets)}
+    table = protocol_table(nets, configs, sizes)
+    assert list(table.index) == [net.label for net in nets.values()]
+    for (name, net), (label, row) in zip(nets.items(), table.iterrows()):
+        assert row["model"] == net.model and row["data"] == net.dataset and row["init"] == net.init
+        assert row["train / test images"] == "{:,} / {:,}".format(*sizes[name])
+        assert row["epochs"] == net.max_epochs and row["re-randomization draws"] == net.draws
+        assert row["checkpoints τ"].split(", ") == [str(c) for c in net.checkpoints]
+    assert table.loc[nets["weng"].label, "train / test images"] == "1,002 / 40,007"
+
+
+def test_run_robustness_scores_a_trained_run_from_its_own_initializer(trained):
+    result, _ = trained
+    data = prepare_data(SMALL)
+    frame = run_robustness(result, data.x_test, data.y_test, draws=2, checkpoints=[0, 3])
+    assert columns(frame) == [RERANDOMIZE, "0", "3"] and layer_names(frame) == ["fc1", "fc2", "output"]
+    assert (rerandomized(frame)["count"] == 2).all()
+    # the last checkpoint is the trained network: re-initializing any layer to it changes nothing
+    assert all(cell(frame, layer, "3") == base_error(frame) for layer in layer_names(frame))
+    # draws come from the run's initializer (Glorot here), seeded from RERANDOMIZE_SEED, not the run's seed
+    expected = summarize_robustness(robustness(result.model(), {0: result.snapshots[0], 3: result.snapshots[3]},
+                                               data.x_test, data.y_test, init="glorot_uniform", draws=2,
+                                               seed=RERANDOMIZE_SEED))
+    pd.testing.assert_frame_equal(frame, expected)
+    # by default every snapshot the run kept is a column
+    assert columns(run_robustness(result, data.x_test[:50], data.y_test[:50], draws=1)) == [RERANDOMIZE, "0", "1", "3"]
+
+
+# --- reading a summarized table --------------------------------------------------------------------------------
+
+BASE = 0.05
+DRAWS = {"fc1": [0.9, 0.8], "fc2": [0.7, 0.88], "fc3": [0.85, 0.91], "output": [0.6, 0.75]}
+RESETS = {"fc1": {0: 0.6, 2: 0.2, 10: 0.06}, "fc2": {0: 0.07, 2: 0.055, 10: 0.05},
+          "fc3": {0: 0.09, 2: 0.06, 10: 0.05}, "output": {0: 0.08, 2: 0.052, 10: 0.05}}
+
+
+def _table(draws=DRAWS, resets=RESETS, base=BASE, seed=0) -> pd.DataFrame:
+    """A raw robustness table as :func:`robustness` writes it (rows shuffled), summarized."""
+    rows = [dict(layer="none", layer_index=-1, column="trained", epoch=float("nan"), draw=0, error=base)]
+    for index, layer in enumerate(draws):
+        rows += [dict(layer=layer, layer_index=index, column=RERANDOMIZE, epoch=float("nan"), draw=d, error=e)
+                 for d, e in enumerate(draws[layer])]
+        rows += [dict(layer=layer, layer_index=index, column=str(epoch), epoch=epoch, draw=0, error=e)
+                 for epoch, e in resets[layer].items()]
+    random.Random(seed).shuffle(rows)
+    return summarize_robustness(pd.DataFrame(rows))
+
+
+def test_readers_of_a_summarized_table():
+    frame = _table()
+    assert base_error(frame) == BASE and accuracy(frame, "base") == 1 - BASE
+    assert layer_names(frame) == list(DRAWS)  # forward order, whatever the order of the rows
+    assert columns(frame) == [RERANDOMIZE, "0", "2", "10"]  # checkpoints in epoch order, not as strings
+    assert cell(frame, "fc2", "2") == RESETS["fc2"][2] and accuracy(frame, "fc1", "0") == 1 - RESETS["fc1"][0]
+    assert cell(frame, "output", RERANDOMIZE) == pytest.approx(statistics.mean(DRAWS["output"]))
+    drawn = rerandomized(frame)
+    assert list(drawn.index) == list(DRAWS)
+    for layer, errors in DRAWS.items():
+        assert drawn.loc[layer, "error"] == pytest.approx(statistics.mean(errors))
+        assert drawn.loc[layer, "std"] == pytest.approx(statistics.stdev(errors))
+    costs = reinit_costs(frame, "0")
+    assert list(costs) == list(DRAWS)
+    assert costs == pytest.approx({layer: RESETS[layer][0] - BASE for layer in DRAWS})
+    assert reinit_costs(frame, "10")["fc2"] == pytest.approx(0)
+    assert worst_reset(frame, list(DRAWS)) == "fc1"
+    assert worst_reset(frame, ["fc2", "fc3", "output"]) == "fc3"
+    assert worst_reset(frame, ["fc2", "output"], column="2") == "fc2"
+
+
+def test_accuracy_table_is_the_heatmap_in_accuracies():
+    frame = _table()
+    table = accuracy_table(frame, "3x256: test accuracy")
+    assert table.index.name == "3x256: test accuracy" and list(table.index) == list(DRAWS)
+    assert list(table.columns) == [RERANDOMIZE, "τ = 0", "τ = 2", "τ = 10"]
+    for layer, errors in DRAWS.items():
+        mean, std = statistics.mean(errors), statistics.stdev(errors)
+        assert table.loc[layer, RERANDOMIZE] == f"{1 - mean:.1%} ± {std:.1%}"
+        for epoch, error in RESETS[layer].items():
+            assert table.loc[layer, f"τ = {epoch}"] == f"{1 - error:.1%}"
+
+
+def test_weng_comparison_sets_her_numbers_beside_each_of_ours():
+    weng = {"layers.mlp3x256.base_acc": 97.5, "layers.rerandomize_uniform.acc_range": [8, 11],
+            "layers.rerandomize_uniform.output_acc": 9.8,
+            **{f"layers.mlp3x256.reinit0.{layer}": 10.0 + i for i, layer in enumerate(WENG_LAYERS)}}
+    ours = {"paper's protocol": _table(), "Weng's": _table({l: [e + 0.01 for e in v] for l, v in DRAWS.items()},
+                                                           base=0.1)}
+    table = weng_comparison(weng, ours, layer_names(ours["paper's protocol"]), output_shown="Weng's")
+    assert list(table.columns) == ["Weng (her code)", "paper's protocol", "Weng's"]
+    assert list(table.index) == ["trained net"] + [f"{l} re-initialized to τ = 0" for l in DRAWS] + \
+        ["re-randomized, range over layers"]
+    assert list(table["Weng (her code)"][:5]) == ["97.5%", "10.0%", "11.0%", "12.0%", "13.0%"]
+    assert table.loc["trained net", "paper's protocol"] == f"{100 * (1 - BASE):.1f}%"
+    assert table.loc["trained net", "Weng's"] == "90.0%"
+    assert table.loc["fc1 re-initialized to τ = 0", "paper's protocol"] == f"{100 * (1 - RESETS['fc1'][0]):.1f}%"
+    means = [statistics.mean(v) for v in DRAWS.values()]
+    assert table.loc["re-randomized, range over layers", "paper's protocol"] == \
+        f"{100 * (1 - max(means)):.1f}–{100 * (1 - min(means)):.1f}%"
+    shown = table.loc["re-randomized, range over layers", "Weng's"]
+    assert shown.endswith(f"(output {100 * (1 - statistics.mean(DRAWS['output']) - 0.01):.1f}%)")
+    assert table.loc["re-randomized, range over layers", "Weng (her code)"] == "8–11% (output 9.8%)"
+
+
+def test_networks_are_the_chapters_in_its_order():
+    P = load_params("weng-layer-robustness", "cpu")
+    nets = networks(P)
+    assert list(nets) == [*P.fc, "weng", *P.conv] and nets["weng"] is P.weng
+    assert next(iter(nets.values())) is next(iter(P.fc.values()))  # the claims' net comes first

@@ -17,12 +17,19 @@ the initializer (:func:`re_randomize_uniform`) and dropout left on at evaluation
 
 Every function is pure: it returns a modified copy and leaves the model it was given untouched.
 A *layer* is one ``nn.Linear`` or ``nn.Conv2d`` with its weight and bias (the output layer included).
+
+The chapter's runs and tables (``book/weng-layer-robustness.md``): :func:`networks` and :func:`run_config` build
+its training runs from its parameters (:class:`~lib.studies.weng2019.protocol.WengLayerRobustness`);
+:func:`run_robustness` scores one trained run; :func:`base_error`, :func:`cell`, :func:`layer_names`,
+:func:`columns`, :func:`rerandomized`, :func:`reinit_costs` and :func:`worst_reset` read the summarized table
+(:func:`summarize_robustness`), :func:`accuracy_table` and :func:`weng_comparison` lay it out.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,9 +37,12 @@ import torch
 from torch import nn
 
 from lib.models import initialize
+from lib.train import RunConfig
 
 LAYER_TYPES = (nn.Linear, nn.Conv2d)
 RERANDOMIZE = "re-randomize"
+RERANDOMIZE_SEED = 10_000  # re-randomization draws use seeds 10,000 + k, never the run's own seed (that would redraw θ⁰)
+WENG_LAYERS = ("layer0", "layer1", "layer2", "output")  # Weng's names for the 3x256 net's layers (layer 0: the first)
 
 
 @dataclass(frozen=True)
@@ -165,3 +175,134 @@ def summarize_robustness(table: pd.DataFrame) -> pd.DataFrame:
            .reset_index().rename(columns={"mean": "error"}))
     out["std"] = out["std"].fillna(0.0)
     return out.sort_values(["layer_index", "epoch"], na_position="first").reset_index(drop=True)
+
+
+# --- the chapter's runs ------------------------------------------------------------------------------------------
+
+def networks(params) -> dict:
+    """The chapter's nets by name, in its order: the fully connected nets on MNIST (``params.fc``; the first is the
+    claims' net), Weng's dropout-trained variant (``"weng"``) and the VGG-style nets (``params.conv``), each a
+    :class:`~lib.studies.weng2019.protocol.LayerRobustnessNet`."""
+    return {**dict(params.fc), "weng": params.weng, **dict(params.conv)}
+
+
+def run_config(net, seed: int, data_seed: int) -> RunConfig:
+    """One net of the paper's protocol as a training run: SGD with momentum for all ``max_epochs`` (no early stop),
+    tested every epoch, its weights kept at the ``checkpoints`` (the epochs τ re-initialization goes back to).
+    ``net`` is a :class:`~lib.studies.weng2019.protocol.LayerRobustnessNet`."""
+    return RunConfig(dataset=net.dataset, n_train=net.n_train, n_test=net.n_test, preprocessing=net.preprocessing,
+                     data_seed=data_seed, model=net.model, seed=seed, init=net.init, optimizer="sgd", lr=net.lr,
+                     momentum=net.momentum, lr_decay=net.lr_decay, batch_size=net.batch_size,
+                     max_epochs=net.max_epochs, stop_train_acc=None, test_every=1, save_epochs=tuple(net.checkpoints))
+
+
+def protocol_table(nets: Mapping, configs: Mapping[str, RunConfig], sizes: Mapping[str, tuple[int, int]]) -> pd.DataFrame:
+    """What each net used, one row per net (its ``label``): model, data, ``sizes`` (training and test images used,
+    from the prepared data), initializer, SGD, epochs, checkpoints and re-randomization draws."""
+    rows = []
+    for name, net in nets.items():
+        c = configs[name]
+        n_train, n_test = sizes[name]
+        rows.append({"net": net.label, "model": c.model, "data": c.dataset,
+                     "train / test images": f"{n_train:,} / {n_test:,}",
+                     "init": c.init, "SGD": f"lr {c.lr:g}, momentum {c.momentum:g}, ×{c.lr_decay:g}/epoch",
+                     "epochs": c.max_epochs, "checkpoints τ": ", ".join(map(str, c.save_epochs)),
+                     "re-randomization draws": net.draws})
+    return pd.DataFrame(rows).set_index("net")
+
+
+def run_robustness(run, x: torch.Tensor, y: torch.Tensor, draws: int, checkpoints: Sequence[int] | None = None,
+                   uniform: bool = False, dropout: bool = False, seed: int = RERANDOMIZE_SEED) -> pd.DataFrame:
+    """The summarized robustness table (:func:`summarize_robustness` of :func:`robustness`) of one trained run (a
+    :class:`lib.runs.TrainedRun` with snapshots) on ``(x, y)``: re-randomization from the run's own initializer
+    (``run.config.init``; Uniform[0, 1) with ``uniform``), re-initialization to each of its ``checkpoints`` (default:
+    every snapshot it kept), re-randomization seeds from ``seed`` (:data:`RERANDOMIZE_SEED`)."""
+    snapshots = run.snapshots if checkpoints is None else {e: run.snapshots[e] for e in checkpoints}
+    table = robustness(run.model(), snapshots, x, y, init=run.config.init, draws=draws, seed=seed, uniform=uniform,
+                       dropout=dropout)
+    return summarize_robustness(table)
+
+
+# --- reading a summarized table (one row per layer and column; the ``trained`` row has layer ``none``) ------------
+
+def base_error(frame: pd.DataFrame) -> float:
+    """The test error of the unmodified (trained) network."""
+    return float(frame.loc[frame.column == "trained", "error"].iloc[0])
+
+
+def cell(frame: pd.DataFrame, layer: str, column: str) -> float:
+    """The (mean) test error with ``layer`` changed as ``column`` says (:data:`RERANDOMIZE` or a checkpoint ``"τ"``)."""
+    return float(frame.loc[(frame.layer == layer) & (frame.column == column), "error"].iloc[0])
+
+
+def accuracy(frame: pd.DataFrame, layer: str, column: str | None = None) -> float:
+    """Test accuracy: of the trained network for ``layer="base"``, else 1 − :func:`cell`."""
+    if layer == "base":
+        return 1 - base_error(frame)
+    return 1 - cell(frame, layer, column)
+
+
+def layer_names(frame: pd.DataFrame) -> list[str]:
+    """The layers of the table in forward order (the first layer first, the output layer last)."""
+    return list(frame[frame.layer != "none"].sort_values("layer_index").layer.unique())
+
+
+def columns(frame: pd.DataFrame) -> list[str]:
+    """The heatmap's columns in the paper's order: re-randomization, then the checkpoints τ in increasing order."""
+    checkpoints = frame[(frame.layer != "none") & (frame.column != RERANDOMIZE)]
+    epochs = sorted({int(e) for e in checkpoints.epoch})
+    return [RERANDOMIZE] + [str(e) for e in epochs]
+
+
+def rerandomized(frame: pd.DataFrame) -> pd.DataFrame:
+    """The re-randomization column, indexed by layer: mean ``error`` over draws, its ``std``, ``min``, ``max``."""
+    return frame[frame.column == RERANDOMIZE].set_index("layer")
+
+
+def reinit_costs(frame: pd.DataFrame, column: str = "0") -> dict[str, float]:
+    """Per layer (in forward order), how much re-initializing it to checkpoint ``column`` raises the test error."""
+    return {layer: cell(frame, layer, column) - base_error(frame) for layer in layer_names(frame)}
+
+
+def worst_reset(frame: pd.DataFrame, layers: Sequence[str], column: str = "0") -> str:
+    """The layer of ``layers`` whose re-initialization to checkpoint ``column`` gives the highest test error."""
+    return max(layers, key=lambda layer: cell(frame, layer, column))
+
+
+def accuracy_table(frame: pd.DataFrame, title: str) -> pd.DataFrame:
+    """The paper's heatmap as a table of test accuracies, one row per layer: re-randomized (mean ± std over draws)
+    and re-initialized to each checkpoint τ; the index is named ``title``."""
+    changed = frame[frame.layer != "none"]
+    out = {}
+    for layer in layer_names(frame):
+        rows = changed[changed.layer == layer].set_index("column")
+        entry = {RERANDOMIZE: f"{1 - rows.loc[RERANDOMIZE, 'error']:.1%} ± {rows.loc[RERANDOMIZE, 'std']:.1%}"}
+        entry.update({f"τ = {c}": f"{1 - rows.loc[c, 'error']:.1%}" for c in columns(frame)[1:]})
+        out[layer] = entry
+    return pd.DataFrame(out).T.rename_axis(title)
+
+
+def weng_comparison(weng: Mapping, ours: Mapping[str, pd.DataFrame], layers: Sequence[str],
+                    output_shown: str) -> pd.DataFrame:
+    """Weng's numbers for her MLP 256x3 ("Layers are not created equal", exp. 1; ``weng``: her paper's numbers,
+    ``layers.mlp3x256.*`` and ``layers.rerandomize_uniform.*``) beside ours, one column per table of ``ours``
+    (label → summarized table of a 3x256 net with ``layers``, in her order :data:`WENG_LAYERS`): the trained net,
+    each layer re-initialized to τ = 0, and the range of re-randomized accuracies over layers (with the output
+    layer's for the column ``output_shown``, as she reports it)."""
+    rows = []
+    for key, layer in zip(["base_acc"] + [f"reinit0.{l}" for l in WENG_LAYERS], ["base", *layers]):
+        column = None if layer == "base" else "0"
+        rows.append({"": "trained net" if layer == "base" else f"{layer} re-initialized to τ = 0",
+                     "Weng (her code)": f"{weng[f'layers.mlp3x256.{key}']:.1f}%",
+                     **{label: f"{100 * accuracy(frame, layer, column):.1f}%" for label, frame in ours.items()}})
+    ranges = {}
+    for label, frame in ours.items():
+        errors = rerandomized(frame).error
+        ranges[label] = "{:.1f}–{:.1f}%".format(100 * (1 - errors.max()), 100 * (1 - errors.min()))
+        if label == output_shown:
+            ranges[label] += " (output {:.1f}%)".format(100 * (1 - errors["output"]))
+    rows.append({"": "re-randomized, range over layers",
+                 "Weng (her code)": "{}–{}% (output {}%)".format(*weng["layers.rerandomize_uniform.acc_range"],
+                                                                 weng["layers.rerandomize_uniform.output_acc"]),
+                 **ranges})
+    return pd.DataFrame(rows).set_index("")
