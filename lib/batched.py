@@ -40,7 +40,8 @@ from lib.train import RunConfig, TrainedRun, _reached, default_device, prepare_d
 
 # StackedMLP's gradients are strided views into one flat buffer on purpose; PyTorch warns that such
 # gradients "may impair performance" (they do not: one buffer makes each optimizer step a few operations).
-warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
+# The warning is silenced while train_batched runs, not for the whole process.
+_LAYOUT_WARNING = "grad and param do not obey the gradient layout contract"
 
 PER_MODEL_FIELDS = ("randomization", "corruption", "data_seed", "seed", "lr", "lr_decay", "weight_decay",
                     "stop_train_acc")
@@ -316,6 +317,13 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None, 
     ``checkpoint`` path the whole stack's state is saved there every ``checkpoint_every_s`` seconds
     and training resumes from it, to the same result (batch orders derive from seed and epoch alone).
     """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_LAYOUT_WARNING)
+        return _train_batched(configs, device, progress, checkpoint, checkpoint_every_s)
+
+
+def _train_batched(configs: list[RunConfig], device: torch.device | None, progress: bool | None,
+                   checkpoint: Path | None, checkpoint_every_s: float) -> list[TrainedRun]:
     if any(c.augmented for c in configs):
         raise ValueError("augmented runs (augment != 'none') train one by one with lib.train.train")
     if len({batch_key(c) for c in configs}) != 1:

@@ -46,9 +46,9 @@ MANIFEST = "manifest.json"
 
 
 def _cache_dir() -> Path:
-    from lib.runs import cache_dir
+    from lib import settings
 
-    return cache_dir()
+    return settings.cache_dir()
 
 
 def _sha256(data: bytes) -> str:
