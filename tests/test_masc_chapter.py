@@ -8,10 +8,15 @@ from pathlib import Path
 import jupytext
 import pytest
 
+from lib.book.chapter import heading_id
 from lib.book.claims import Claim
 from conftest import execute_in_isolation
 
 REPO = Path(__file__).resolve().parents[1]
+SECTIONS = {"Table 2": heading_id("Tables 2 and 3: the models memorize, and their test accuracy falls with corruption"),
+            "Figure 1": heading_id("Figure 1: subspaces from the corrupted training labels"),
+            "Figure 2": heading_id("Figure 2: subspaces from the true training labels")}
+SECTIONS["Table 3"] = SECTIONS["Table 2"]
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +75,7 @@ def test_smoke_claims_are_not_tested_on_untrained_models(claims):
         assert c.criterion and c.rule, c.claim
         assert c.data == "150 of 60,000 training images" and (c.n_ours, c.n_paper) == (150, 60_000), c.claim
         assert c.source == "paper" and c.paper == "MASC paper"
+        assert c.section == SECTIONS[c.figure], c.claim  # the heading above the cell that registers it
         # nothing trains in 2 epochs: no claim may pass, by construction ones aside (none at smoke: no p = 1)
         assert c.verdict == "not tested", (c.claim, c.verdict, c.rule)
     beats = [c for c in claims if "MASC beats the model" in c.claim]
@@ -88,7 +94,8 @@ def test_table_claims_are_substantive_and_need_the_paper_setting(claims):
     assert len(tables) == 12  # 3 models x p = 0, 0.8 x train/test
     for c in tables:
         assert c.substantive and not c.construction, c.claim  # fitting within the cap is substantive (KIND_RULE)
-        assert c.requires[0]["expr"] == "converged == 1 or epochs >= cap" and c.requires[0]["values"]["cap"] == 500
+        # lib.book.claims.converged_or_reached: the run converged, or trained the paper's 500-epoch cap
+        assert c.requires[0]["expr"] == "converged == 1 or epochs >= needed" and c.requires[0]["values"]["needed"] == 500
         assert c.requires[0]["values"]["epochs"] == 2 and not c.requires[0]["holds"]
 
 
@@ -120,13 +127,14 @@ def test_random_labels_test_at_chance_by_construction(random_labels):
     figure2 = [c for c in random_labels if c.figure == "Figure 2"]
     assert {c.claim.split(",")[0] for c in figure2} == {"MLP-MNIST", "CNN-Fashion-MNIST"}
     assert all("p = 1 fitted its corrupted training labels" in c.untested for c in figure2)
+    assert all(c.section == SECTIONS[c.figure] for c in random_labels)
     assert not [c for c in random_labels if "MASC beats the model" in c.claim]  # no 0 < p < 1 in this grid
 
 
 def test_override_typo_fails():
     notebook = jupytext.read(REPO / "book" / "masc-decoding.md")
     code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
-    assert 'load_params("masc-decoding", scale, overrides)' in code
+    assert 'Chapter("masc-decoding", scale, overrides' in code  # the harness loads and checks the parameters
     from lib.params import load_params
     with pytest.raises(KeyError):
         load_params("masc-decoding", "smoke", {"corruption_level": [0.5]})
