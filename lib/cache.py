@@ -55,16 +55,35 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def source_file(name: str, package_dir: Path = PACKAGE_DIR) -> Path:
+    """The package's source file ``name``: a path relative to ``package_dir`` (``studies/masc/decoding.py``), or a
+    file name found once in the package (``kernels.py``)."""
+    path = package_dir / name
+    if path.is_file():
+        return path
+    found = [p for p in package_dir.rglob(Path(name).name) if "__pycache__" not in p.parts]
+    if len(found) == 1:
+        return found[0]
+    raise FileNotFoundError(f"result store: source {name!r} is not a file of {package_dir}" + (
+        f" ({len(found)} files have that name: give the path)" if found else ""))
+
+
 def source_digest(sources: Iterable[str], package_dir: Path = PACKAGE_DIR) -> str:
-    """SHA-256 of the named source files of the package (paths relative to ``package_dir``), read now."""
+    """SHA-256 of the named source files of the package (:func:`source_file`), read now: each file's name (not its
+    folder: moving a module unchanged keeps its results) and bytes."""
     digest = hashlib.sha256()
-    for name in sorted(sources):
-        path = package_dir / name
-        if not path.is_file():
-            raise FileNotFoundError(f"result store: source {name!r} does not exist in {package_dir}")
-        digest.update(name.encode())
-        digest.update(path.read_bytes())
+    for name in sorted(sources, key=lambda n: (Path(n).name, n)):
+        digest.update(Path(name).name.encode())
+        digest.update(source_file(name, package_dir).read_bytes())
     return digest.hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what ``json`` cannot write: a chapter's typed parameters as the mapping their file gave
+    (:class:`lib.schemas.ChapterParams` and its entries), anything else as its ``str``."""
+    if hasattr(value, "model_fields_set") and hasattr(value, "keys"):
+        return {key: value[key] for key in value.keys()}
+    return str(value)
 
 
 def _encode(name: str, value: Any) -> tuple[str, bytes]:
@@ -110,7 +129,7 @@ class Store:
         return (self._root or _cache_dir()) / self.kind
 
     def key(self, settings: Mapping) -> str:
-        payload = json.dumps(settings, sort_keys=True, default=str) + source_digest(self.sources, self.package_dir)
+        payload = json.dumps(settings, sort_keys=True, default=_plain) + source_digest(self.sources, self.package_dir)
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
     def path(self, settings: Mapping) -> Path:
@@ -169,7 +188,7 @@ class Store:
                     f.flush()
                     os.fsync(f.fileno())
                 files[filename] = {"bytes": len(data), "sha256": _sha256(data)}
-            manifest = dict(kind=self.kind, key=path.name, settings=json.loads(json.dumps(settings, default=str)),
+            manifest = dict(kind=self.kind, key=path.name, settings=json.loads(json.dumps(settings, default=_plain)),
                             sources=list(self.sources), files=files, host=socket.gethostname(),
                             written=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             (temporary / MANIFEST).write_text(json.dumps(manifest, indent=1))  # last: the entry is complete

@@ -101,3 +101,23 @@ def test_editing_the_solver_source_recomputes(tmp_path):
     source.write_text(text.replace(marker, "    # an edit of the solver\n" + marker, 1))
     assert call() == "COMPUTED"
     assert call() == "REUSED"
+
+
+def test_moving_a_module_unchanged_keeps_its_results_and_an_ambiguous_name_is_refused(tmp_path):
+    from lib.cache import source_digest
+
+    package = tmp_path / "pkg"
+    (package / "old").mkdir(parents=True)
+    (package / "old" / "solver.py").write_text("def solve(): return 1\n")
+    (package / "other").mkdir()
+    (package / "other" / "twice.py").write_text("x = 1\n")
+    (package / "old" / "twice.py").write_text("x = 2\n")
+    before = source_digest(["old/solver.py"], package)
+    assert source_digest(["solver.py"], package) == before  # a file name found once in the package
+    (package / "new").mkdir()
+    (package / "old" / "solver.py").rename(package / "new" / "solver.py")
+    assert source_digest(["new/solver.py"], package) == before  # moved, not changed: the same key
+    (package / "new" / "solver.py").write_text("def solve(): return 2\n")
+    assert source_digest(["new/solver.py"], package) != before  # changed: a new key
+    with pytest.raises(FileNotFoundError, match="2 files have that name"):
+        source_digest(["twice.py"], package)

@@ -8,7 +8,7 @@ import torch
 
 from lib.book import chapter as harness
 from lib.book.chapter import Chapter, code_cells, heading_id, section_of_source
-from lib.book.claims import rule
+from lib.book.claims import data_size, rule
 from lib.schemas import ChapterParams
 
 MARKDOWN = """---
@@ -60,10 +60,11 @@ def test_a_chapter_loads_typed_parameters_papers_and_threads(monkeypatch):
     threads = torch.get_num_threads()
     try:
         ch = Chapter("weng-double-descent", "smoke", {"torch_threads": 1}, papers=["belkin2019", "weng2019"],
-                     paper="Belkin et al. 2019", data=(100, 4000), show_box=False)
+                     paper="Belkin et al. 2019", data=lambda P: data_size("mnist", P.n_train), show_box=False)
         assert isinstance(ch.params, ChapterParams) and ch.params.scale == "smoke"
         assert ch.params.overridden == ["torch_threads"] and torch.get_num_threads() == 1
         assert set(ch.papers) == {"belkin2019", "weng2019"}
+        assert ch.claims.data.ours == ch.params.n_train  # the default data size, from the loaded parameters
     finally:
         torch.set_num_threads(threads)
     with pytest.raises(KeyError, match="torch_thread"):

@@ -27,7 +27,7 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from lib.book.claims import ClaimBook, DataSize
+from lib.book.claims import ClaimBook
 from lib.book.opening import Opening, open_chapter
 from lib.params import has_params, load_params
 
@@ -101,10 +101,11 @@ class Chapter:
 
     ``papers``: names of :mod:`lib.papers` files (``"zhang2017"``), read into :attr:`papers`; ``paper``: how the
     chapter's claims name their paper by default (``"Zhang et al. 2017"``); ``data``: the default data size of its
-    claims (:func:`lib.book.claims.data_size`; each claim may give its own)."""
+    claims (:func:`lib.book.claims.data_size`; each claim may give its own), or a function of the parameters that
+    returns it (``data=lambda P: data_size("mnist", P.n_train)``)."""
 
     def __init__(self, name: str, scale: str = "cpu", overrides: dict | None = None, *, papers: Sequence[str] = (),
-                 reproduces: str = "", paper: str = "", data: DataSize | tuple | None = None,
+                 reproduces: str = "", paper: str = "", data=None,
                  show_box: bool = True):
         from lib.book import plots
         from lib.papers import paper as read_paper
@@ -120,6 +121,8 @@ class Chapter:
         plots.setup()
         self.papers = {key: read_paper(key) for key in papers}
         self.source = BOOK_DIR / f"{name}.md"
+        if callable(data):  # a default data size that depends on the parameters: data=lambda P: data_size(...)
+            data = data(self.params)
         self.claims = ClaimBook(name, scale, data=data, paper=paper, section_of=self.current_section)
 
     def current_section(self) -> str:

@@ -388,7 +388,7 @@ def data_fingerprint(*tensors: torch.Tensor) -> str:
     return h.hexdigest()[:16]
 
 
-STORE = Store("kernels", sources=("studies/zhang2017/kernels.py",))  # the solver's own source is part of every key
+STORE = Store("kernels", sources=("kernels.py",))  # the solver's own source is part of every key
 
 
 def cached_fit(name: str, X_train, y_train, X_test, num_classes: int = 10, **settings) -> dict:
