@@ -12,6 +12,7 @@ import pytest
 
 from conftest import execute_in_isolation
 
+from lib.book.chapter import code_cells
 from lib.book.claims import Claim, evaluate
 from lib.data import SIZES
 from lib.params import load_params
@@ -24,7 +25,8 @@ def test_the_chapter_types_no_denominator_and_writes_its_closing_from_the_verdic
     code = "\n".join(c.source for c in jupytext.read(REPO / "book" / f"{CHAPTER}.md").cells if c.cell_type == "code")
     for typed in ("50_000", "50000", "10_000", "N_PAPER", "by_construction=True"):
         assert typed not in code, typed
-    assert "display(Markdown(claims.closing()" in code and 'paper="Zhang et al. 2017"' in code
+    assert "closing = ch.close(" in code and "display(Markdown(closing" in code and 'paper="Zhang et al. 2017"' in code
+    assert code.rstrip().endswith('"."))')  # ch.close, which fills in the box's compute time, is in the last cell
     from lib.book import prose
 
     assert prose.stale_sentences((REPO / "book" / f"{CHAPTER}.md").read_text(), CHAPTER) == []
@@ -100,3 +102,24 @@ def test_a_flat_or_falling_test_error_curve_does_not_rise_steadily(claims):
         assert not evaluate(claim.criterion, {**steady, "rise": float("nan")})  # not measured
         assert {r["what"] for r in claim.requires} >= {"at least 3 corruption levels"}
         assert any("above chance" in r["what"] for r in claim.requires)
+
+
+def test_fitting_claims_need_a_run_that_converged_or_trained_the_paper_scales_epochs(claims):
+    """Figure 1a's and Table 1's "fits" claims are judged as the regularization chapter judges fitting: each run they
+    use converged, or trained as many epochs as the `paper` scale allows; at smoke the capped runs are not tested."""
+    needed = load_params(CHAPTER, "paper").max_epochs
+    fits = [c for c in claims if c.claim.endswith("train accuracy") or c.claim.endswith("fitted to zero training error")]
+    assert len(fits) == 5
+    for claim in fits:
+        runs = [r for r in claim.requires if r["expr"] == "converged == 1 or epochs >= needed"]
+        assert runs and all(r["values"]["needed"] == needed for r in runs), claim.claim
+        assert claim.verdict == ("not tested" if not all(r["holds"] for r in runs) else claim.verdict)
+        assert all(r["holds"] == (r["values"]["converged"] == 1 or r["values"]["epochs"] >= needed) for r in runs)
+    figure1a = next(c for c in fits if c.figure == "Figure 1a")
+    assert len(figure1a.requires) == 5  # one per randomization of Figure 1a
+    assert {c.verdict for c in fits} == {"not tested"}  # smoke caps every run at a few epochs, unconverged
+
+
+def test_every_claim_links_to_a_heading_of_the_chapter(claims):
+    headings = {heading for _, heading in code_cells((REPO / "book" / f"{CHAPTER}.md").read_text())}
+    assert {c.section for c in claims} <= headings

@@ -43,10 +43,13 @@ def test_a_model_entry_can_set_its_initialization(scale):
                                                                                         "init": "orthogonal"}}})
 
 
-def test_the_randomization_chapter_builds_its_configs_through_the_protocol():
+def test_both_chapters_build_their_configs_through_the_protocol():
     code = "\n".join(c.source for c in jupytext.read(REPO / "book" / "zhang-randomization.md").cells
                      if c.cell_type == "code")
-    assert "return zhang_config(P, model, **changes)" in code
+    assert "randomization.figure1_runs(P, curve_model)" in code and "zhang_config(P, curve_model" in code
+    code = "\n".join(c.source for c in jupytext.read(REPO / "book" / "zhang-regularization.md").cells
+                     if c.cell_type == "code")
+    assert "regularization.row_configs(P, table1_rows, table4_rows)" in code and "ch.close(summary)" in code
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +115,9 @@ def test_claims_that_passed_whatever_happened_now_need_their_preconditions(execu
     construction = {c.claim: c.construction for c in claims.values() if not c.substantive}
     assert construction and set(construction.values()) == {"chance"}
     assert all("random labels: test accuracy" in name for name in construction)
+    from lib.book.chapter import code_cells
+    headings = {heading for _, heading in code_cells((REPO / "book" / "zhang-regularization.md").read_text())}
+    assert {c.section for c in claims.values()} <= headings  # every claim links to a heading of the chapter
     alexnet = claims["AlexNet with weight decay fails to converge on random labels"]
     assert alexnet.substantive and alexnet.verdict == "not tested"
     assert any(r["expr"] == "converged == 1 or epochs >= needed" and not r["holds"] for r in alexnet.requires)

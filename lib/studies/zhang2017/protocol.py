@@ -14,7 +14,6 @@ Schemas: ``zhang-randomization`` (Figure 1, Table 1), ``zhang-regularization`` (
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Annotated
 
 from pydantic import Field, model_validator
@@ -41,20 +40,20 @@ ZHANG_TABLE4_SETTINGS = {  # Table 4 row (all on random labels) -> (augment, wei
 }
 
 
-def zhang_config(P: Mapping, model: str, **changes) -> RunConfig:
-    """One CIFAR-10 run of Zhang et al.'s appendix A for model entry ``P["models"][model]``, unregularized.
+def zhang_config(P: ZhangRandomization | ZhangRegularization, model: str, **changes) -> RunConfig:
+    """One CIFAR-10 run of Zhang et al.'s appendix A for model entry ``P.models[model]``, unregularized.
 
     The model entry gives ``n_train``, ``lr`` and ``lr_decay``, and may replace the chapter-wide ``n_test``,
-    ``max_epochs`` and ``test_every``, and PyTorch's defaults ``precision``, ``init`` and ``bn_statistics``, for that
-    model; ``changes`` replace any field afterwards (``corruption=1.0`` for random labels, ``weight_decay=``,
-    ``augment=``). Labels are ``partial_labels`` at
+    ``max_epochs`` and ``test_every`` (where the entry's file gives them: ``m.get``), and PyTorch's defaults
+    ``precision``, ``init`` and ``bn_statistics``, for that model; ``changes`` replace any field afterwards
+    (``corruption=1.0`` for random labels, ``weight_decay=``, ``augment=``). Labels are ``partial_labels`` at
     ``corruption`` (0 by default: the true labels), so the true-label run of every chapter is the same run.
     """
-    m = P["models"][model]
-    values = dict(dataset=P["dataset"], n_train=m["n_train"], n_test=m.get("n_test", P["n_test"]), model=model,
-                  lr=m["lr"], lr_decay=m["lr_decay"], batch_size=P["batch_size"],
-                  max_epochs=m.get("max_epochs", P["max_epochs"]), stop_train_acc=P["stop_train_acc"],
-                  test_every=m.get("test_every", P["test_every"]), seed=P["seed"], data_seed=P["data_seed"],
+    m = P.models[model]
+    values = dict(dataset=P.dataset, n_train=m.n_train, n_test=m.get("n_test", P.n_test), model=model,
+                  lr=m.lr, lr_decay=m.lr_decay, batch_size=P.batch_size,
+                  max_epochs=m.get("max_epochs", P.max_epochs), stop_train_acc=P.stop_train_acc,
+                  test_every=m.get("test_every", P.test_every), seed=P.seed, data_seed=P.data_seed,
                   randomization="partial_labels")
     for key in ("precision", "init", "bn_statistics"):
         if m.get(key) is not None:
@@ -62,7 +61,7 @@ def zhang_config(P: Mapping, model: str, **changes) -> RunConfig:
     return RunConfig(**{**values, **changes})
 
 
-def zhang_row_config(P: Mapping, model: str, row: str, table: str = "table1", **changes) -> RunConfig:
+def zhang_row_config(P: ZhangRegularization, model: str, row: str, table: str = "table1", **changes) -> RunConfig:
     """The run of one row of Zhang et al.'s Table 1 (``table="table1"``, rows :data:`ZHANG_TABLE1_ROWS`) or Table 4
     (``table="table4"``: random labels with the regularizer of :data:`ZHANG_TABLE4_SETTINGS`), for ``model``.
 
@@ -75,7 +74,7 @@ def zhang_row_config(P: Mapping, model: str, row: str, table: str = "table1", **
         raise ValueError(f"table must be 'table1' or 'table4', got {table!r}")
     regularized = {}
     if decay:
-        regularized["weight_decay"] = float(P["models"][model]["weight_decay"])
+        regularized["weight_decay"] = float(P.models[model].weight_decay)
     if augment != "none":
         regularized["augment"] = augment
     return zhang_config(P, model, corruption=corruption, **{**regularized, **changes})
