@@ -12,6 +12,7 @@ from lib.studies import synthesis
 from lib.params import load_params
 from lib.protocols import masc_config, theunissen_config
 from lib.runs import run_key
+from scipy import stats
 
 
 def test_theunissen_config_is_appendix_a_and_shares_the_clean_run():
@@ -75,7 +76,7 @@ def tiny(tmp_path_factory):
         M = load_params("masc-decoding", "smoke", {"n_test": 100})
         networks = synthesis.combine(synthesis.theunissen_networks(T, ["mnist"], ["label_noise", "gaussian_input"], [0.0, 0.5]),
                                      synthesis.masc_networks(M, "MLP-MNIST", [0.8], architecture="MASC MLP"))
-        decoded = synthesis.decode_networks(networks)
+        decoded = synthesis.decode_both(networks, "MASC MLP", 0.99, (0.9, 0.99))  # the MASC MLP at two variances
         metrics = synthesis.network_layer_metrics(networks)
     return networks, decoded, metrics
 
@@ -123,3 +124,137 @@ def test_gaps_best_layers_and_the_join(tiny):
     assert joined.relative_depth.between(0, 1, inclusive="right").all()
     assert set(joined[joined.network == 4].relative_depth) == {0.25, 0.5, 0.75, 1.0}
     assert np.allclose(joined.above_chance, joined.mean_polarization - joined.chance_polarization, equal_nan=True)
+
+
+def test_decoding_both_papers_at_once_keeps_each_networks_rows(tiny):
+    networks, decoded, _ = tiny
+    alone = synthesis.decode_networks(networks)  # every network at 0.99 only
+    pd.testing.assert_frame_equal(decoded, alone)  # decoding the MASC MLP at more variances keeps the 0.99 rows
+    M = load_params("masc-decoding", "smoke")
+    assert synthesis.masc_variances(M, M.variance_model, 0.99) == tuple(M.variances)  # the MASC chapter's decodings
+    assert synthesis.masc_variances(M, "not-the-variance-model", 0.95) == (0.95,)
+
+
+def test_layer_metrics_with_their_networks(tiny):
+    networks, decoded, metrics = tiny
+    gaps = synthesis.masc_gaps(decoded, networks)
+    frame = synthesis.metrics_with_networks(metrics, gaps, networks)
+    assert len(frame) == len(metrics) and "config" not in frame
+    assert set(frame.columns) >= set(metrics.columns) | {"layer_name", "architecture", "train_acc", "mixed"}
+    expected = {int(r.network): synthesis.polarization_defined(r.noise, r.p) for r in networks.itertuples()}
+    assert frame.mixed.tolist() == [expected[n] for n in frame.network]
+    assert frame.groupby("network").mixed.first().to_dict() == {0: False, 1: True, 2: False, 3: True, 4: True}
+
+
+def test_subset_of_what_the_source_chapter_trains():
+    assert synthesis.subset(None, [0.0, 0.5], "levels", "smoke") == [0.0, 0.5]
+    assert synthesis.subset([0.5], [0.0, 0.5], "levels", "smoke") == [0.5]
+    with pytest.raises(ValueError, match=r"levels \[0.3\] are not trained .* scale 'smoke'"):
+        synthesis.subset([0.3, 0.5], [0.0, 0.5], "levels", "smoke")
+
+
+def test_mixed_rows_and_unfitted_networks():
+    networks = pd.DataFrame(dict(key=["a", "a", "b", "c", "d"], noise=["label_noise", "gaussian_input", "gaussian_input",
+                                                                       "partial_labels", "label_noise"],
+                                 p=[0.0, 0.0, 1.0, 1.0, 0.5], train_acc=[0.5, 0.5, 1.0, 0.2, 0.995]),
+                            index=[10, 11, 12, 13, 14])
+    assert synthesis.mixed(networks).to_dict() == {10: False, 11: False, 12: False, 13: True, 14: True}
+    unfit = synthesis.unfitted(networks, 0.99)
+    assert unfit.key.tolist() == ["a", "c"]  # the clean run "a" once, though two noise types share it
+
+
+def best_layers() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """best_hidden_layer-like rows: three networks with training labels (one clean), two with true labels."""
+    best = pd.DataFrame(dict(network=[0, 1, 2], noise=["label_noise"] * 3, p=[0.0, 0.5, 1.0],
+                             dataset=["MNIST"] * 3, test_acc=[0.9, 0.6, 0.1], masc_test_acc=[0.92, 0.7, 0.3],
+                             input_acc=[0.8, 0.75, 0.2]))
+    true = pd.DataFrame(dict(network=[1, 2], noise=["label_noise"] * 2, p=[0.5, 1.0], dataset=["MNIST"] * 2,
+                             test_acc=[0.6, 0.1], masc_test_acc=[0.65, 0.5], input_acc=[0.85, 0.82]))
+    return best, true
+
+
+def test_accuracy_curves_of_figure_s1():
+    best, true = best_layers()
+    curves = synthesis.accuracy_curves(best, true, ["dataset", "p"])
+    assert list(curves.columns) == ["dataset", "p", "accuracy", "series"]
+    by_series = {name: part.set_index("p").accuracy.to_dict() for name, part in curves.groupby("series")}
+    assert by_series["network"] == {0.0: 0.9, 0.5: 0.6, 1.0: 0.1}
+    assert by_series["MASC best layer, training labels"] == {0.0: 0.92, 0.5: 0.7, 1.0: 0.3}
+    assert by_series["MASC input, training labels"] == {0.0: 0.8, 0.5: 0.75, 1.0: 0.2}
+    # the true-label curves start at the clean network, where training and true labels are the same
+    assert by_series["MASC best layer, true labels"] == {0.0: 0.92, 0.5: 0.65, 1.0: 0.5}
+    assert by_series["MASC input, true labels"] == {0.0: 0.8, 0.5: 0.85, 1.0: 0.82}
+
+
+def test_true_labels_against_training_labels():
+    best, true = best_layers()
+    assert synthesis.true_at_least_training(true, best).to_dict() == {1: False, 2: True}
+
+
+def masc_layers() -> pd.DataFrame:
+    """mean_over_seeds-like rows of a 4-layer MLP at p = 0.4 and 0.8: polarization peaks at layer 3 at p = 0.4
+    and at layer 1 at p = 0.8; cosine rises with depth."""
+    polarization = {0.4: [0.2, 0.3, 0.6, 0.5], 0.8: [0.7, 0.4, 0.3, 0.2]}
+    return pd.DataFrame([dict(p=p, depth=k, layer_name=f"L{k}", mean_polarization=values[k - 1],
+                              chance_polarization=0.25, mean_cosine=0.1 * k + p / 10)
+                         for p, values in polarization.items() for k in range(1, 5)])
+
+
+def test_polarization_and_cosine_of_the_masc_mlp_by_degree():
+    layers = masc_layers()
+    seeds = pd.concat([layers.assign(mean_polarization=layers.mean_polarization + d, network=n)
+                       for n, d in ((0, -0.1), (1, 0.1))])
+    pd.testing.assert_frame_equal(synthesis.mean_over_seeds(seeds)[layers.columns], layers, check_exact=False)
+    early, late = synthesis.halves_by_degree(layers)
+    assert early.to_dict() == pytest.approx({0.4: 0.25, 0.8: 0.55})  # layers 1-2
+    assert late.to_dict() == pytest.approx({0.4: 0.55, 0.8: 0.25})  # layers 3-4
+    first, last = synthesis.first_last_cosine(layers)
+    assert first == pytest.approx(np.mean([0.1 + 0.04, 0.1 + 0.08])) and last == pytest.approx(np.mean([0.44, 0.48]))
+    assert synthesis.most_polarized_layer(layers).to_dict() == {0.4: "L3", 0.8: "L1"}
+
+
+def test_label_noise_depth_curves_of_figure_s4():
+    rows = [dict(network=n, architecture=arch, noise=noise, p=p, mixed=mixed, depth=k, above_chance=0.1 * k + n,
+                 **{"data set": "MNIST"})
+            for n, arch, noise, p, mixed, depths in ((0, "A", "label_noise", 0.5, True, 2), (1, "A", "label_noise", 0.5, True, 2),
+                                                     (2, "B", "partial_labels", 0.8, True, 4),
+                                                     (3, "A", "gaussian_input", 0.5, True, 2),
+                                                     (4, "A", "label_noise", 0.0, False, 2))
+            for k in range(1, depths + 1)]
+    curves = synthesis.label_noise_depth_curves(pd.DataFrame(rows))
+    assert set(curves.model) == {"A, MNIST", "B, MNIST"}  # input noise and the clean network are left out
+    a = curves[curves.model == "A, MNIST"]
+    assert a.degree.unique().tolist() == ["p = 0.5"]
+    assert a.set_index("relative_depth").above_chance.to_dict() == pytest.approx({0.5: 0.6, 1.0: 0.7})  # networks 0, 1
+    b = curves[curves.model == "B, MNIST"]
+    assert b.relative_depth.tolist() == [0.25, 0.5, 0.75, 1.0] and b.degree.unique().tolist() == ["p = 0.8"]
+
+
+def joined_layers() -> pd.DataFrame:
+    """join_layers-like rows: in group "up" (networks 0, 1) the gap rises with polarization, in "down" (network 2)
+    it falls; depth order is polarization's in "up" and the reverse in "down"."""
+    rows = []
+    for network, group, sign in ((0, "up", 1), (1, "up", 1), (2, "down", -1)):
+        for k in range(1, 5):
+            rows.append(dict(network=network, group=group, layer=f"fc{k}", relative_depth=k / 4,
+                             mean_polarization=0.1 * k * sign + network, gap=0.01 * k + 0.1 * network))
+    return pd.DataFrame(rows)
+
+
+def test_correlations_pooled_within_and_against_depth():
+    joined = joined_layers()
+    pooled, within, depth = synthesis.correlations(joined, ["mean_polarization", "relative_depth"])
+    assert list(pooled) == ["all networks", "down", "up"]
+    assert pooled["all networks"]["mean_polarization"]["rho"] == pytest.approx(
+        stats.spearmanr(joined.mean_polarization, joined.gap).statistic)
+    assert within["up"]["mean_polarization"]["rho"] == pytest.approx(1.0)
+    assert within["down"]["mean_polarization"]["rho"] == pytest.approx(-1.0)
+    overall = within["all networks"]["mean_polarization"]
+    assert (overall["positive"], overall["negative"], overall["n_groups"]) == (2, 1, 3)
+    assert within["all networks"]["relative_depth"]["rho"] == pytest.approx(1.0)
+    assert depth["up"]["rho"] == pytest.approx(1.0) and depth["down"]["rho"] == pytest.approx(-1.0)
+
+
+def test_most_polarized_layer_against_the_best_decoding_layer():
+    agree = synthesis.most_polarized_is_best(joined_layers())
+    assert agree.to_dict() == {0: True, 1: True, 2: False}  # network 2: most polarized fc1, largest gap fc4

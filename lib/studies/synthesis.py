@@ -17,44 +17,51 @@ The join answers the question neither paper asks: does a layer's polarization or
 similarity predict whether MASC in that layer beats the network's own test accuracy?
 
 Every frame has a ``network`` column (an integer id, unique across both papers' networks).
+
+The chapter's questions, each computed here: (1) MASC on Theunissen et al.'s networks (:func:`decode_both`,
+:func:`masc_gaps`, :func:`best_hidden_layer`, :func:`accuracy_curves`, :func:`true_at_least_training`);
+(2) Theunissen et al.'s metrics on the MASC paper's MLP (:func:`network_layer_metrics`,
+:func:`metrics_with_networks`, :func:`mean_over_seeds`, :func:`halves_by_degree`, :func:`first_last_cosine`,
+:func:`most_polarized_layer`, :func:`label_noise_depth_curves`); (3) whether a layer metric predicts where MASC
+beats the network (:func:`join_layers`, :func:`rank_correlation`, :func:`correlations`,
+:func:`most_polarized_is_best`). The chapter's parameter schema is at the end of the file.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lib.studies.masc import decoding as decode
-from lib.studies.theunissen2019.probes import run_layer_metrics
 from lib.protocols import masc_config, theunissen_config
 from lib.runs import run_best_of, run_grid
-from typing import Annotated
-
 from lib.schemas import (ChapterParams, DatasetName, Fraction, NoiseType, NonEmpty, PositiveInt, Probability,
                          Seed, schema)
+from lib.studies.masc import decoding as decode
+from lib.studies.theunissen2019.probes import run_layer_metrics
 
 LABEL_NOISE = ("label_noise", "partial_labels", "random_labels")  # randomizations that change labels, not inputs
 NETWORK_COLUMNS = ["network", "architecture", "dataset", "noise", "p", "seed", "train_acc", "test_acc", "epochs", "config",
                    "key", "cached", "train_seconds"]  # the last three: the run cache's (lib.book.opening counts them)
 
 
-def theunissen_networks(T: Mapping, datasets: Sequence[str], noise_types: Sequence[str], levels: Sequence[float],
+def theunissen_networks(T: ChapterParams, datasets: Sequence[str], noise_types: Sequence[str], levels: Sequence[float],
                         architecture: str = "Theunissen 10x512") -> pd.DataFrame:
     """The network Theunissen et al.'s chapter analyses for every (data set, noise type, level).
 
     ``T`` is that chapter's parameters (``load_params("theunissen-noise", scale)``). As in the
-    paper's Appendix A, each setting is trained from the initializations ``T["seeds"]`` (stopping
-    at the first that fits when ``T["enough"]`` is set) and the best fit of the training set is
+    paper's Appendix A, each setting is trained from the initializations ``T.seeds`` (stopping
+    at the first that fits when ``T.enough`` is set) and the best fit of the training set is
     kept (:func:`lib.runs.run_best_of`). One row per setting, columns :data:`NETWORK_COLUMNS`
     (without ``network``); ``p = 0`` appears once per noise type, all the same clean run.
     """
     settings = [(d, noise, float(p)) for d in datasets for noise in noise_types for p in levels]
     unique = list(dict.fromkeys(theunissen_config(T, *s) for s in settings))
-    trained = run_best_of(unique, T["seeds"], enough=T["enough"])
+    trained = run_best_of(unique, T.seeds, enough=T.enough)
     best = trained[trained.best].set_index("setting")
     rows = []
     for d, noise, p in settings:
@@ -65,15 +72,15 @@ def theunissen_networks(T: Mapping, datasets: Sequence[str], noise_types: Sequen
     return pd.DataFrame(rows)
 
 
-def masc_networks(M: Mapping, model: str, levels: Sequence[float], seeds: Sequence[int] | None = None,
+def masc_networks(M: ChapterParams, model: str, levels: Sequence[float], seeds: Sequence[int] | None = None,
                   architecture: str | None = None) -> pd.DataFrame:
     """The MASC chapter's runs of model entry ``model`` (e.g. ``"MLP-MNIST"``), one row per (level, seed).
 
     ``M`` is that chapter's parameters (``load_params("masc-decoding", scale)``); labels are
     redrawn uniformly with probability ``p`` (section 3.1), so ``noise`` is ``partial_labels``.
     """
-    spec = {**M["models"], **M["extra_models"]}[model]
-    seeds = list(M["seeds"] if seeds is None else seeds)
+    spec = {**M.models, **M.extra_models}[model]
+    seeds = list(M.seeds if seeds is None else seeds)
     keys = [(float(p), seed) for p in levels for seed in seeds]
     configs = [masc_config(M, spec, p, seed) for p, seed in keys]
     summary = run_grid(configs)
@@ -200,6 +207,142 @@ def rank_correlation(frame: pd.DataFrame, x: str, y: str, within: str | None = N
     p_value = float(stats.binomtest(positive, positive + negative).pvalue) if positive + negative else math.nan
     return dict(rho=float(np.median(rhos)) if len(rhos) else math.nan, p_value=p_value, n=int(len(data)),
                 n_groups=int(len(rhos)), positive=positive, negative=negative)
+
+
+def subset(chosen: Sequence | None, available: Sequence, what: str, scale: str) -> list:
+    """``chosen`` (``None``: all of ``available``), which must be a subset of what the source chapter trains at
+    ``scale``: the networks analysed here are that chapter's own, from the run cache, never new ones."""
+    chosen = list(available if chosen is None else chosen)
+    extra = sorted(set(chosen) - set(available))
+    if extra:
+        raise ValueError(f"{what} {extra} are not trained by the source chapter at scale {scale!r} ({list(available)})")
+    return chosen
+
+
+def mixed(frame: pd.DataFrame) -> pd.Series:
+    """Per row (a network, or a layer of one), whether its training set holds true and corrupted samples
+    (:func:`polarization_defined` of its ``noise`` and ``p``): the rows on which polarization means something."""
+    return pd.Series([polarization_defined(n, p) for n, p in zip(frame.noise, frame.p)], index=frame.index,
+                     dtype=bool)
+
+
+def unfitted(networks: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """The distinct trained networks (one per run ``key``: *P* = 0 is one run for every noise type) whose training
+    accuracy stayed below ``threshold``: the claims on them are not tested."""
+    return networks.drop_duplicates("key")[lambda f: f.train_acc < threshold]
+
+
+# --- Question 1: MASC on Theunissen et al.'s networks -----------------------------------------------------------
+
+def masc_variances(M: ChapterParams, model: str, variance: float) -> tuple[float, ...]:
+    """The explained variances to decode the MASC chapter's ``model`` at: that chapter's whole list where ``model``
+    is its variance model (so that its cached decodings are reused), else ``variance`` alone."""
+    return tuple(M.variances) if model == M.variance_model else (variance,)
+
+
+def decode_both(networks: pd.DataFrame, masc_architecture: str, variance: float,
+                masc_decoded: Sequence[float]) -> pd.DataFrame:
+    """:func:`decode_networks` of Theunissen et al.'s networks and of the MASC paper's MLP (the rows whose
+    ``architecture`` is ``masc_architecture``, decoded at ``masc_decoded`` variances), at ``variance``, in one frame."""
+    theirs = networks[networks.architecture != masc_architecture]
+    masc = networks[networks.architecture == masc_architecture]
+    return pd.concat([decode_networks(theirs, variance=variance),
+                      decode_networks(masc, variances=masc_decoded, variance=variance)], ignore_index=True)
+
+
+def accuracy_curves(best: pd.DataFrame, best_true: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Figure S1's series, one row per (``keys``, series): the network's own test accuracy (``network``) and MASC's
+    in its best hidden layer and on the input, with training-label and with true-label subspaces (the MASC paper's
+    Figures 1-2). ``best`` and ``best_true`` are :func:`best_hidden_layer` with ``"corrupted"`` and ``"true"``; at
+    *p* = 0 the training labels are the true labels, so the true-label series start from the same points."""
+    keys = list(keys)
+    true_curve = pd.concat([best[(best.p == 0) & best.noise.isin(best_true.noise.unique())], best_true])
+    series = [(best, "test_acc", "network"), (best, "masc_test_acc", "MASC best layer, training labels"),
+              (best, "input_acc", "MASC input, training labels"),
+              (true_curve, "masc_test_acc", "MASC best layer, true labels"),
+              (true_curve, "input_acc", "MASC input, true labels")]
+    return pd.concat([frame[keys + [column]].rename(columns={column: "accuracy"}).assign(series=name)
+                      for frame, column, name in series], ignore_index=True)
+
+
+def true_at_least_training(best_true: pd.DataFrame, best: pd.DataFrame) -> pd.Series:
+    """Per network with true-label decodings, whether MASC with true-label subspaces in its best hidden layer tests
+    at least as well as with the training labels (the MASC paper's section 5), indexed by ``network``."""
+    training = best.set_index("network").masc_test_acc.reindex(best_true.network)
+    return best_true.set_index("network").masc_test_acc >= training
+
+
+# --- Question 2: Theunissen et al.'s metrics on the MASC paper's MLP ---------------------------------------------
+
+def metrics_with_networks(metrics: pd.DataFrame, gaps: pd.DataFrame, networks: pd.DataFrame) -> pd.DataFrame:
+    """:func:`network_layer_metrics` with each layer's name (from :func:`masc_gaps`), its network's columns
+    (:data:`NETWORK_COLUMNS` but ``config``) and ``mixed`` (:func:`mixed`)."""
+    names = gaps[["network", "layer", "layer_name"]].drop_duplicates()
+    frame = metrics.merge(names, on=["network", "layer"]).merge(networks.drop(columns="config"), on="network")
+    frame["mixed"] = mixed(frame).to_numpy()
+    return frame
+
+
+def mean_over_seeds(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Mean, chance polarization and mean cosine per (``p``, layer) over the networks (seeds) of ``metrics``:
+    Figure S3's values for the MASC paper's MLP."""
+    columns = ["mean_polarization", "chance_polarization", "mean_cosine"]
+    return metrics.groupby(["p", "depth", "layer_name"])[columns].mean().reset_index()
+
+
+def halves_by_degree(by_layer: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per degree ``p``, the mean polarization of the earlier and of the later half of the hidden layers (depth up
+    to half of the deepest, and the rest) of :func:`mean_over_seeds` (Theunissen et al.: highest in later layers)."""
+    half = by_layer.depth.max() // 2
+    early = by_layer[by_layer.depth <= half].groupby("p").mean_polarization.mean()
+    late = by_layer[by_layer.depth > half].groupby("p").mean_polarization.mean()
+    return early, late
+
+
+def first_last_cosine(by_layer: pd.DataFrame) -> tuple[float, float]:
+    """The mean cosine similarity (Eq. 4) of the first and of the last hidden layer, over the rows (degrees) of
+    :func:`mean_over_seeds` (Theunissen et al.: very small in early layers)."""
+    return (by_layer[by_layer.depth == 1].mean_cosine.mean(),
+            by_layer[by_layer.depth == by_layer.depth.max()].mean_cosine.mean())
+
+
+def most_polarized_layer(by_layer: pd.DataFrame) -> pd.Series:
+    """Per degree ``p``, the name of the layer of :func:`mean_over_seeds` with the highest mean polarization."""
+    return by_layer.loc[by_layer.groupby("p").mean_polarization.idxmax()].set_index("p").layer_name
+
+
+def label_noise_depth_curves(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Figure S4's curves: under label noise, polarization above chance (``above_chance``) by relative depth (layer /
+    the network's hidden layers), mean over networks per ``model`` (architecture, data set) and ``degree``
+    (``p = …``). ``metrics`` is :func:`metrics_with_networks` (with ``data set`` named for the page)."""
+    nets = metrics[metrics.mixed & metrics.noise.map(lambda n: labels_corrupted(n, 1.0))]
+    nets = nets.assign(relative_depth=nets.depth / nets.groupby("network").depth.transform("max"),
+                       model=nets.architecture + ", " + nets["data set"], degree=nets.p.map("p = {:g}".format))
+    return nets.groupby(["model", "degree", "relative_depth"]).above_chance.mean().reset_index()
+
+
+# --- Question 3: does a layer metric predict where MASC beats the network? --------------------------------------
+
+def correlations(joined: pd.DataFrame, predictors: Sequence[str], group: str = "group",
+                 everything: str = "all networks") -> tuple[dict, dict, dict]:
+    """:func:`rank_correlation` of MASC's margin (``gap``) with each of ``predictors`` (columns of :func:`join_layers`),
+    for all rows (under the name ``everything``) and per value of ``group``: ``pooled[g][predictor]`` over the rows,
+    ``within[g][predictor]`` within networks, and ``depth[g]``, polarization against relative depth within networks."""
+    groups = [(everything, joined)] + list(joined.groupby(group))
+    pooled, within, depth = {}, {}, {}
+    for name, part in groups:
+        pooled[name] = {column: rank_correlation(part, column, "gap") for column in predictors}
+        within[name] = {column: rank_correlation(part, column, "gap", within="network") for column in predictors}
+        depth[name] = rank_correlation(part, "mean_polarization", "relative_depth", within="network")
+    return pooled, within, depth
+
+
+def most_polarized_is_best(joined: pd.DataFrame) -> pd.Series:
+    """Per network of :func:`join_layers`, whether its most polarized hidden layer is the one where MASC's margin over
+    the network is largest."""
+    most_polarized = joined.loc[joined.groupby("network").mean_polarization.idxmax()].set_index("network").layer
+    best = joined.loc[joined.groupby("network").gap.idxmax()].set_index("network").layer
+    return most_polarized == best
 
 
 # --- the chapter's parameter schema -----------------------------------------------------------------------------

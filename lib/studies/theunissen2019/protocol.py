@@ -7,7 +7,6 @@ builds its runs here too (through :mod:`lib.protocols`), so they are the same ru
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Annotated
 
 from pydantic import model_validator
@@ -17,17 +16,18 @@ from lib.schemas import (ChapterParams, DatasetName, Entry, Fraction, InitName, 
 from lib.train import RunConfig
 
 
-def theunissen_config(P: Mapping, dataset: str, noise: str, p: float, **changes) -> RunConfig:
+def theunissen_config(P: TheunissenNoise, dataset: str, noise: str, p: float, **changes) -> RunConfig:
     """One setting of Theunissen et al.'s Appendix A; ``p = 0`` is the same clean run for every noise type.
 
-    ``noise`` is ``label_noise`` (Alg. 1), ``gaussian_input`` (Alg. 2) or ``structured_input``
-    (Alg. 3); ``changes`` replace fields (e.g. ``model=`` for Figure 4's smaller network).
+    ``P`` is the chapter's parameters (:class:`TheunissenNoise`); ``noise`` is ``label_noise`` (Alg. 1),
+    ``gaussian_input`` (Alg. 2) or ``structured_input`` (Alg. 3); ``changes`` replace fields (e.g. ``model=`` for
+    Figure 4's smaller network).
     """
-    values = dict(dataset=dataset, split="theunissen", n_train=P["n_train"], n_test=P["n_test"],
+    values = dict(dataset=dataset, split="theunissen", n_train=P.n_train, n_test=P.n_test,
                   randomization=noise if p > 0 else "none", corruption=float(p) if p > 0 else 0.0,
-                  preprocessing="scale", data_seed=P["data_seed"], model=P["model"], init=P["init"], optimizer="adam",
-                  lr=P["lr"], lr_decay=1.0, batch_size=P["batch_size"], loss="mse", max_epochs=P["max_epochs"],
-                  stop_train_acc=P["stop_train_acc"], test_every=P["test_every"])
+                  preprocessing="scale", data_seed=P.data_seed, model=P.model, init=P.init, optimizer="adam",
+                  lr=P.lr, lr_decay=1.0, batch_size=P.batch_size, loss="mse", max_epochs=P.max_epochs,
+                  stop_train_acc=P.stop_train_acc, test_every=P.test_every)
     return RunConfig(**{**values, **changes})
 
 

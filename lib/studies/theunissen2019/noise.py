@@ -1,0 +1,282 @@
+"""The Theunissen chapter's analysis of its networks: Theunissen, Davel & Barnard, *Insights regarding overfitting
+on noise in deep learning* (FAIR 2019), Figures 1-7.
+
+The per-layer probes themselves (Eqs. 4-6) are :mod:`lib.studies.theunissen2019.probes`; the runs' protocol
+(Appendix A) is :func:`lib.studies.theunissen2019.protocol.theunissen_config`. This module holds what the chapter
+computes from them:
+
+- the grid of Appendix A and the smaller runs of Figures 1 and 4 (:func:`grid_settings`, :func:`grid_configs`,
+  :func:`selected_networks`, :func:`figure1_config`, :func:`figure4_config`) and the precondition of every claim
+  about them (:func:`fitted_all`);
+- Figure 1: the classes' separation per feature space (:func:`feature_space_name`, :func:`class_separation`);
+- Figure 2: the generalization gap against *P* (:func:`linear_fit`, :func:`label_noise_fits`,
+  :func:`input_noise_rises`, :func:`input_noise_difference`);
+- Figures 3 and 6: where high cosine similarity sets in (:func:`grid_layer_metrics`, :func:`onset_layer`,
+  :func:`onset_table`, :func:`onset_trends`, :func:`mean_onset`, :func:`early_late_cosine`);
+- Figure 4: how one-sided the sample sets are (:func:`share_polarized`, :func:`corrupted_share`);
+- Figures 5 and 7: polarization per layer against its chance level (:func:`mixed_levels`,
+  :func:`share_above_chance`, :func:`polarization_halves`, :func:`later_more_polarized`,
+  :func:`lower_early_than_gaussian`).
+
+Frames of the grid (:func:`selected_networks`, :func:`grid_layer_metrics`) name data sets and noise types as the
+chapter shows them (:data:`DATASET_NAMES`, :data:`NOISE_NAMES`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lib.book.claims import fitted
+from lib.studies.theunissen2019.probes import run_layer_metrics
+from lib.studies.theunissen2019.protocol import theunissen_config
+from lib.train import RunConfig
+
+NOISE_NAMES = {"label_noise": "label corruption", "gaussian_input": "Gaussian input corruption",
+               "structured_input": "structured input corruption"}  # Appendix B, Algorithms 1-3
+DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+INPUT_NOISES = ("gaussian_input", "structured_input")
+
+
+# --- the runs ---------------------------------------------------------------------------------------------------
+
+def grid_settings(P) -> list[tuple[str, str, float]]:
+    """Every (data set, noise type, *P*) of the chapter's grid (Figures 2-3, 5-7), data set first."""
+    return [(d, noise, p) for d in P.datasets for noise in P.noise_types for p in P.corruption_levels]
+
+
+def grid_configs(P, settings: Sequence[tuple[str, str, float]]) -> list[RunConfig]:
+    """The distinct runs of ``settings`` (Appendix A, :func:`theunissen_config`), in order of first appearance:
+    *P* = 0 is one clean run for every noise type."""
+    return list(dict.fromkeys(theunissen_config(P, *s) for s in settings))
+
+
+def selected_networks(trained: pd.DataFrame, settings: Sequence[tuple[str, str, float]], P) -> pd.DataFrame:
+    """The network the paper analyses for each setting: of the initializations tried, the best fit of the training
+    set (``trained`` is :func:`lib.runs.run_best_of` of :func:`grid_configs`, whose ``setting`` indexes them).
+
+    One row per setting (a clean run repeated under each noise type): ``dataset``, ``noise`` (as the chapter shows
+    them), ``P``, ``config``, ``train_acc`` (on the noisy training set), ``eval_acc`` (clean evaluation set),
+    ``epochs``, ``seed`` and ``gap`` = ``train_acc − eval_acc``, the generalization gap of Figure 2."""
+    configs = grid_configs(P, settings)
+    best = trained[trained.best].set_index("setting")
+    rows = []
+    for d, noise, p in settings:
+        row = best.loc[configs.index(theunissen_config(P, d, noise, p))]
+        rows.append(dict(dataset=DATASET_NAMES[d], noise=NOISE_NAMES[noise], P=p, config=row.config,
+                         train_acc=row.final_train_acc, eval_acc=row.final_test_acc, epochs=row.epochs, seed=row.seed))
+    return pd.DataFrame(rows).assign(gap=lambda f: f.train_acc - f.eval_acc)
+
+
+def figure1_config(P) -> RunConfig:
+    """Figure 1's run: a small MLP (``P.figure1``) fitting 100 random 50-dimensional vectors in 5 classes, trained as
+    Appendix A trains the grid (Adam, mean squared error on one-hot targets, no regularization)."""
+    f1 = P.figure1
+    return RunConfig(dataset="random-vectors", preprocessing="none", model=f1.model, init=P.init,
+                     optimizer="adam", lr=f1.lr, lr_decay=1.0, batch_size=P.batch_size, loss="mse",
+                     max_epochs=f1.max_epochs, stop_train_acc=f1.stop_train_acc, test_every=1000)
+
+
+def figure4_config(P) -> RunConfig:
+    """Figure 4's run: the smaller MLP of ``P.figure4`` on its data set with structured input corruption
+    (Algorithm 3), otherwise Appendix A's protocol."""
+    f4 = P.figure4
+    return theunissen_config(P, f4.dataset, "structured_input", f4.corruption, model=f4.model, n_train=f4.n_train,
+                             max_epochs=f4.max_epochs, stop_train_acc=f4.stop_train_acc)
+
+
+def fitted_all(frame: pd.DataFrame, threshold: float, what: str):
+    """The precondition of every claim about a set of networks: each fitted its noisy training set (the lowest
+    ``train_acc`` of ``frame`` reaches ``threshold``), as the paper's networks do. An empty ``frame`` fails it."""
+    return fitted(float(frame.train_acc.min()), threshold,
+                  f"every {what} fitted its noisy training set (training accuracy ≥ {threshold:.0%})")
+
+
+# --- Figure 1 ---------------------------------------------------------------------------------------------------
+
+def feature_space_name(layer: str) -> str:
+    """How Figure 1 names a layer of :func:`~lib.studies.theunissen2019.probes.layer_projections`: ``input``,
+    ``hidden 1`` … (``fc1`` …), ``output``."""
+    return layer if layer in ("input", "output") else f"hidden {layer[2:]}"
+
+
+def class_separation(projection: pd.DataFrame) -> pd.Series:
+    """The between-class share of variance of each feature space (1 = every class collapsed onto a point), input
+    first, indexed by ``feature space`` (a column of ``projection``, e.g. from :func:`feature_space_name`)."""
+    return projection.groupby("feature space", sort=False).class_separation.first()
+
+
+# --- Figure 2 ---------------------------------------------------------------------------------------------------
+
+def linear_fit(frame: pd.DataFrame) -> tuple[float, float]:
+    """Least-squares line of ``gap`` against ``P`` (columns of ``frame``): its slope and R², the share of the gap's
+    variance the line explains (Figure 2: "almost linear" in the amount of label noise)."""
+    slope, intercept = np.polyfit(frame.P, frame.gap, 1)
+    residual = frame.gap - (slope * frame.P + intercept)
+    r2 = 1 - (residual**2).sum() / ((frame.gap - frame.gap.mean()) ** 2).sum()
+    return slope, r2
+
+
+def label_noise_fits(results: pd.DataFrame) -> pd.DataFrame:
+    """Per data set (in order of appearance), the label-noise curve of Figure 2: ``slope`` and ``r2`` of
+    :func:`linear_fit`, the gap at the first (``gap_first``) and last (``gap_last``) level and that level (``P_last``).
+    ``results`` is :func:`selected_networks`."""
+    rows = []
+    for dataset, part in results.groupby("dataset", sort=False):
+        label = part[part.noise == NOISE_NAMES["label_noise"]]
+        slope, r2 = linear_fit(label)
+        rows.append(dict(dataset=dataset, slope=slope, r2=r2, gap_first=label.gap.iloc[0],
+                         gap_last=label.gap.iloc[-1], P_last=label.P.iloc[-1]))
+    return pd.DataFrame(rows).set_index("dataset")
+
+
+def input_noise_rises(results: pd.DataFrame, tolerance: float = 0.05, low: float = 0.5) -> pd.DataFrame:
+    """Per (data set, input noise), how far Figure 2's gap rises over its value at *P* = 0.
+
+    Columns: ``harmless_until``, the largest *P* up to which the gap stays within ``tolerance`` of *P* = 0 at every
+    level; ``below_one``, the largest level 0 < *P* < 1 (the largest level where there is none); ``rise_below_one``
+    there, and label noise's rise at the same level (``label_rise_below_one``); ``rise_at_one`` (NaN without a level
+    *P* = 1); ``max_low_rise``, the largest rise over 0 < *P* ≤ ``low`` (NaN without such a level)."""
+    rows = []
+    for dataset, part in results.groupby("dataset", sort=False):
+        label = part[part.noise == NOISE_NAMES["label_noise"]]
+        for noise in INPUT_NOISES:
+            curve = part[part.noise == NOISE_NAMES[noise]].set_index("P").gap
+            rise = curve - curve.iloc[0]
+            harmless = [p for p in curve.index if (rise.loc[:p] <= tolerance).all()]
+            below_one = max([p for p in curve.index if 0 < p < 1], default=curve.index.max())
+            rows.append(dict(dataset=dataset, noise=NOISE_NAMES[noise], harmless_until=max(harmless),
+                             below_one=below_one, rise_below_one=rise.loc[below_one],
+                             label_rise_below_one=(label.set_index("P").gap - label.gap.iloc[0]).loc[below_one],
+                             rise_at_one=rise.loc[1.0] if 1.0 in rise.index else float("nan"),
+                             max_low_rise=float(rise[(rise.index > 0) & (rise.index <= low)].max())))
+    return pd.DataFrame(rows).set_index(["dataset", "noise"])
+
+
+def input_noise_difference(results: pd.DataFrame) -> pd.Series:
+    """Per data set, the mean |difference| between the Gaussian and the structured input-noise gaps over *P* > 0
+    (Figure 2: the two affect generalization alike; at *P* = 0 both are the same clean run)."""
+    differences = {}
+    for dataset, part in results.groupby("dataset", sort=False):
+        gauss = part[part.noise == NOISE_NAMES["gaussian_input"]].set_index("P").gap
+        struct = part[part.noise == NOISE_NAMES["structured_input"]].set_index("P").gap
+        difference = (gauss - struct).abs()[lambda d: d.index > 0]
+        differences[dataset] = float(difference.mean())
+    return pd.Series(differences, name="difference", dtype=float)
+
+
+# --- Figures 3 and 6 --------------------------------------------------------------------------------------------
+
+def grid_layer_metrics(results: pd.DataFrame, chunk_size: int) -> pd.DataFrame:
+    """:func:`~lib.studies.theunissen2019.probes.run_layer_metrics` (Eqs. 4-6) of every network of ``results``
+    (:func:`selected_networks`) over its training set, one row per (network, hidden layer), with the network's
+    ``dataset``, ``noise`` and ``P``."""
+    frames = [run_layer_metrics(row.config, chunk_size=chunk_size).assign(dataset=row.dataset, noise=row.noise, P=row.P)
+              for _, row in results.iterrows()]
+    return pd.concat(frames, ignore_index=True)
+
+
+def onset_layer(layers: pd.DataFrame) -> int:
+    """The *onset* of high cosine similarity in one network (Figures 3 and 6): the first hidden layer (1 …) whose
+    mean cosine (Eq. 4) reaches half of the way from the network's smallest to its largest layer value."""
+    values = layers.sort_values("depth").mean_cosine.to_numpy()
+    threshold = values.min() + 0.5 * (values.max() - values.min())
+    return int(np.argmax(values >= threshold)) + 1
+
+
+def onset_table(layers: pd.DataFrame) -> pd.DataFrame:
+    """:func:`onset_layer` of every network of :func:`grid_layer_metrics`: rows (data set, noise), columns *P*."""
+    onsets = layers.groupby(["dataset", "noise", "P"], sort=False).apply(onset_layer, include_groups=False)
+    return onsets.rename("onset").unstack("P")
+
+
+def onset_trends(onsets: pd.DataFrame) -> pd.DataFrame:
+    """Per row of :func:`onset_table`: the onset at *P* = 0 (``clean``), the mean onset over *P* > 0
+    (``noisy_mean``), whether that is deeper (``deeper``, the paper's "deeper into the network" with noise), and the
+    rank correlation of the onset with *P* (``rho``; NaN where the onset is the same layer at every *P*)."""
+    rows = []
+    for (dataset, noise), row in onsets.iterrows():
+        noisy = row[[p for p in row.index if p > 0]]
+        rho = (pd.Series(row.values).corr(pd.Series(row.index), method="spearman") if row.nunique() > 1
+               else float("nan"))
+        rows.append(dict(dataset=dataset, noise=noise, clean=row.loc[0.0], noisy_mean=noisy.mean(),
+                         deeper=bool(noisy.mean() > row.loc[0.0]), rho=rho))
+    return pd.DataFrame(rows).set_index(["dataset", "noise"])
+
+
+def mean_onset(onsets: pd.DataFrame) -> pd.Series:
+    """Per data set, the mean over its noise types of the mean onset over *P* (Figure 6: later on Fashion-MNIST)."""
+    datasets = list(dict.fromkeys(onsets.index.get_level_values("dataset")))
+    return pd.Series({d: onsets.loc[d].mean(axis=1).mean() for d in datasets}, dtype=float)
+
+
+def early_late_cosine(layers: pd.DataFrame, early: int = 3, late: int = 4) -> tuple[pd.Series, pd.Series]:
+    """Per data set, the mean cosine similarity (Eq. 4) of the first ``early`` and of the last ``late`` hidden layers
+    over every network of :func:`grid_layer_metrics` (Figures 3 and 6: "very small" in early layers)."""
+    first = layers[layers.depth <= early].groupby("dataset").mean_cosine.mean()
+    last = layers[layers.depth >= layers.depth.max() - (late - 1)].groupby("dataset").mean_cosine.mean()
+    return first, last
+
+
+# --- Figure 4 ---------------------------------------------------------------------------------------------------
+
+def share_polarized(polarization: torch.Tensor, threshold: float = 0.6) -> float:
+    """The share of defined (node, class) polarizations (Eq. 5, NaN = empty sample set left out) at least
+    ``threshold``: 0.6 is a sample set at least 80% true or at least 80% corrupted."""
+    return float((polarization[~polarization.isnan()] >= threshold).float().mean())
+
+
+def corrupted_share(composition: pd.DataFrame) -> pd.Series:
+    """The corrupted share of each (node, class) sample set of
+    :func:`~lib.studies.theunissen2019.probes.sample_set_composition` (Figure 4's red part of a bar; NaN where empty)."""
+    return composition.n_corrupted / (composition.n_true + composition.n_corrupted)
+
+
+# --- Figures 5 and 7 --------------------------------------------------------------------------------------------
+
+def mixed_levels(layers: pd.DataFrame) -> pd.DataFrame:
+    """The layers of :func:`grid_layer_metrics` whose networks saw true and corrupted samples (0 < *P* < 1: at
+    *P* = 0, and at *P* = 1 for input noise, every sample set is pure and polarization is 1 by definition), with
+    ``above chance`` = mean polarization − its chance level."""
+    interior = layers[(layers.P > 0) & (layers.P < 1)].copy()
+    interior["above chance"] = interior.mean_polarization - interior.chance_polarization
+    return interior
+
+
+def share_above_chance(layers: pd.DataFrame) -> float:
+    """The share of (layer, setting) rows whose mean polarization (Eq. 6) is above its chance level."""
+    return float((layers.mean_polarization > layers.chance_polarization).mean())
+
+
+def polarization_halves(layers: pd.DataFrame, index: Sequence[str] = ("dataset", "noise"),
+                        parts: tuple[str, str] = ("early layers", "late layers")) -> pd.DataFrame:
+    """Mean and chance polarization (Eq. 6) over the earlier and the later half of the hidden layers (depth up to
+    half of the deepest, and the rest), one row per ``index``: columns ``mean (early layers)``,
+    ``chance (late layers)``, … (named by ``parts``), as Figures 5 and 7 are read."""
+    half = layers.depth.max() // 2
+    summary = layers.assign(part=np.where(layers.depth <= half, *parts)).pivot_table(
+        index=list(index), columns="part", values=["mean_polarization", "chance_polarization"])
+    summary.columns = [f"{what.replace('_polarization', '')} ({part})" for what, part in summary.columns]
+    return summary
+
+
+def later_more_polarized(summary: pd.DataFrame, parts: tuple[str, str] = ("early layers", "late layers")) -> pd.Series:
+    """Per row of :func:`polarization_halves`, whether the later half is more polarized than the earlier half."""
+    early, late = (f"mean ({part})" for part in parts)
+    return (summary[late] > summary[early]).rename("later")
+
+
+def lower_early_than_gaussian(summary: pd.DataFrame, noises: Mapping[str, str] = NOISE_NAMES) -> pd.Series:
+    """Per (data set, label or structured corruption), whether its earlier half of the layers is less polarized than
+    under Gaussian input corruption (Section 4.3: class-related input structure lowers early polarization).
+    ``summary`` is :func:`polarization_halves` with the chapter's names of the noises (``noises``)."""
+    early = summary["mean (early layers)"]
+    rows = {}
+    for dataset in summary.index.get_level_values(0).unique():
+        for noise in ("label_noise", "structured_input"):
+            rows[(dataset, noises[noise])] = bool(early.loc[(dataset, noises[noise])]
+                                                  < early.loc[(dataset, noises["gaussian_input"])])
+    return pd.Series(rows, name="lower", dtype=bool)
