@@ -16,14 +16,17 @@ The engine (every chapter trains through it; the run cache's key hashes the firs
 
 Per paper (the analysis a chapter does besides training), in :mod:`lib.studies`, one package per paper:
 
-- :mod:`lib.studies.zhang2017` (Zhang, Bengio, Hardt, Recht & Vinyals 2017): ``randomization`` (Figure 1's
-  quantities), ``expressivity`` (Theorem 1, Lemma 1, Corollary 1), ``kernels`` and ``kernel_features`` (Section 5,
-  Table 3)
-- :mod:`lib.studies.theunissen2019` (Theunissen, Davel & Barnard 2019): ``probes`` (per-layer probes, Figures 3-7)
-- :mod:`lib.studies.masc` (the MASC paper): ``classifier`` (MASC, a scikit-learn estimator), ``decoding`` (layer
-  by layer)
-- :mod:`lib.studies.weng2019` (Weng 2019 and the works it tours): ``double_descent`` (Belkin et al.),
-  ``intrinsic_dimension`` (Li et al.), ``layer_robustness`` (Zhang, Bengio & Singer)
+- :mod:`lib.studies.zhang2017` (Zhang, Bengio, Hardt, Recht & Vinyals 2017): ``protocol`` (the four chapters'
+  schemas, appendix A's runs), ``randomization`` (Figure 1, Table 1), ``regularization`` (Tables 1, 2, 4, Figure 2),
+  ``expressivity`` (Theorem 1, Lemma 1, Corollary 1), ``kernels`` (Section 5's interpolant) and ``kernel_features``
+  (Table 3's inputs, solve jobs and tables)
+- :mod:`lib.studies.theunissen2019` (Theunissen, Davel & Barnard 2019): ``protocol`` (schema, Appendix A's runs),
+  ``probes`` (per-layer probes), ``noise`` (the chapter's grid and its Figures 1-7 measures)
+- :mod:`lib.studies.masc` (the MASC paper): ``protocol``, ``classifier`` (MASC, a scikit-learn estimator),
+  ``decoding`` (layer by layer, stored), ``summaries`` (Tables 1-3, the per-layer figures, the data-size panel)
+- :mod:`lib.studies.weng2019` (Weng 2019 and the works it tours): ``protocol`` (the three chapters' schemas),
+  ``double_descent`` and ``risk_curves`` (Belkin et al.), ``intrinsic_dimension``, ``subspace_runs`` and
+  ``subspace_fits`` (Li et al.), ``layer_robustness`` (Zhang, Bengio & Singer)
 - :mod:`lib.studies.synthesis`: across papers
 - The papers' own numbers, as data: :mod:`lib.papers`
 
