@@ -134,12 +134,13 @@ def execute_in_isolation(chapter: str, root: Path, scale: str = "smoke"):
     return nbformat.read(root / "out.ipynb", as_version=4)
 
 
-CHAPTER_EXECUTORS = ("papermill_cli", "execute_in_isolation", "execute_chapter_outputs", "book.build(")
+CHAPTER_EXECUTORS = ("papermill_cli", "execute_in_isolation", "execute_chapter_outputs", "book.build(", 'cli("run"')
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark every test that executes a chapter or builds the book ``book``, so that ``pytest -m "not book"`` is the
-    fast loop over the library. A test is a book test when its module is ``test_book`` or a ``*_chapter`` module
+    """Mark every test that executes a chapter or builds the book ``book``, so that ``pytest -m "not book"`` runs the
+    library's tests alone (and ``pytest -m "not book and not slow"`` is the fast loop: ``slow`` marks the library
+    tests that train real networks for many steps, start clusters or subprocesses). A test is a book test when its module is ``test_book`` or a ``*_chapter`` module
     (whose fixtures execute the chapter), or when its own source calls a chapter executor."""
     import inspect
 

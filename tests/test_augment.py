@@ -33,6 +33,7 @@ def raw_images(n: int = 8) -> torch.Tensor:
 
 @pytest.mark.parametrize("model, stated", [("inception", 5e-4), ("inception_nobn", 5e-4), ("alexnet", 5e-4),
                                            ("mlp3x512", 1e-4), ("mlp1x512", 1e-4)])
+@pytest.mark.slow
 def test_weight_decay_reaches_the_optimizer_with_the_stated_value(model, stated):
     P = load_params("zhang-regularization", "cpu")
     for row, (_, decay, _) in ZHANG_TABLE1_ROWS.items():

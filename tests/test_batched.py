@@ -31,23 +31,20 @@ def assert_same_run(batched, sequential):
     for name, tensor in sequential.state_dict.items():
         assert (batched.state_dict[name] - tensor).abs().max() < WEIGHT_TOL, name
     assert batched.summary["converged_epoch"] == sequential.summary["converged_epoch"]
-
-
+@pytest.mark.slow
 def test_each_model_matches_its_sequential_run():
     configs = [vary(seed=0, corruption=0.0), vary(seed=1, corruption=0.5, lr=0.02),
                vary(seed=2, corruption=1.0, lr_decay=0.9, weight_decay=1e-3)]
     for batched, config in zip(train_batched(configs), configs):
         assert batched.summary["batched_with"] == 3
         assert_same_run(batched, train(config, progress=False))
-
-
+@pytest.mark.slow
 def test_adam_mse_and_first_layer_bias_match():
     configs = [vary(model="mlp2x64-firstbias", optimizer="adam", lr=1e-3, loss="mse", seed=s, max_epochs=3)
                for s in (0, 1)]
     for batched, config in zip(train_batched(configs), configs):
         assert_same_run(batched, train(config, progress=False))
-
-
+@pytest.mark.slow
 def test_a_model_that_finishes_early_does_not_disturb_the_others():
     early = vary(seed=3, stop_train_acc=0.25, max_epochs=8)
     late = vary(seed=4, stop_train_acc=None, max_epochs=8)
@@ -81,8 +78,7 @@ def test_path_choice_per_architecture():
     assert architecture(alexnet) == ("conv", None) and architecture(inception) == ("unbatchable", None)
     assert prefers_batched(architecture(alexnet), gpu) and not prefers_batched(architecture(alexnet), cpu)
     assert not prefers_batched(architecture(inception), gpu)
-
-
+@pytest.mark.slow
 def test_convolutional_networks_match_their_sequential_runs():
     base = vary(dataset="cifar10", preprocessing="zhang", model="alexnet", n_train=128, n_test=64, max_epochs=1,
                 lr=0.01, batch_size=32)
@@ -97,8 +93,7 @@ def test_convolutional_networks_match_their_sequential_runs():
 def test_batchnorm_networks_are_not_stacked():
     with pytest.raises(ValueError, match="BatchNorm"):
         train_batched([vary(dataset="cifar10", model="inception", n_train=8, n_test=8, max_epochs=1)] * 2)
-
-
+@pytest.mark.slow
 def test_run_grid_batches_what_pays_and_caches_each_run(isolated_cache, monkeypatch):
     import lib.batched as batched_module
 
@@ -118,8 +113,7 @@ def test_run_grid_batches_what_pays_and_caches_each_run(isolated_cache, monkeypa
     more = runs.grid(vary(max_epochs=3), corruption=[0.0, 1.0])
     runs.run_grid(more)  # default: stack only where it pays: on a GPU, not on a CPU
     assert calls == ([3, 2] if torch.cuda.is_available() else [3]) and all(runs.is_cached(c) for c in more)
-
-
+@pytest.mark.slow
 def test_an_interrupted_stack_resumes_to_the_same_result(tmp_path, monkeypatch):
     import lib.batched as batched_module
 

@@ -77,8 +77,7 @@ xt = d.x_test[:20].reshape(20, -1).float() / 255
 fit = kernels.cached_fit("edit-test", x, y, xt, 10, gamma=0.02, solver="cholesky")
 print("REUSED" if fit["reused"] else "COMPUTED")
 """
-
-
+@pytest.mark.slow
 def test_editing_the_solver_source_recomputes(tmp_path):
     """A copy of lib whose solver is edited between two calls: the old result is not reused."""
     copy = tmp_path / "repo"

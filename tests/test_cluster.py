@@ -43,6 +43,9 @@ def mnist_slice(tmp_path_factory, monkeypatch):
     cluster.close_clients()
 
 
+pytestmark = pytest.mark.slow  # every test here starts a Dask cluster of worker processes
+
+
 def finished_keys(cache: Path) -> list[str]:
     log = cache / ".finished.log"
     return [line.split()[0] for line in log.read_text().splitlines()] if log.is_file() else []

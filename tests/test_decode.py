@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dataclasses import replace
 
 import numpy as np
@@ -35,8 +37,7 @@ def test_masc_mlp_matches_table_1_and_probes_every_layer():
     layers = decode.probed_layers("mlp-128-512-2048-2048", model)
     assert list(decode.display_names(model, (1, 28, 28), layers).values()) == [
         "Input", "FC (128)", "FC (512)", "FC (2048)", "FC (2048) #2"]
-
-
+@pytest.mark.slow
 def test_alexnet_trains_on_a_tiny_cifar100_fixture(tmp_path, monkeypatch, isolated_cache):
     write_cifar_pickles(tmp_path / "cifar-100-python", hundred=True, n=8)
     monkeypatch.setenv("LIB_DATA_DIR", str(tmp_path))

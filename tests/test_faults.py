@@ -73,8 +73,7 @@ def test_an_interrupted_run_resumes_bit_identical(tmp_path, monkeypatch, mnist_s
     monkeypatch.setattr(train_module, "_save_checkpoint", original)
     resumed = train(CONFIG, checkpoint=checkpoint, checkpoint_every_s=0, progress=False)
     assert same_result(resumed, reference) and not checkpoint.exists()
-
-
+@pytest.mark.slow
 def test_a_killed_training_process_resumes_bit_identical(tmp_path, mnist_slice):
     """A subprocess training through the cache is killed with SIGKILL mid-run; the run resumes from its checkpoint."""
     config = RunConfig(**{**CONFIG.to_dict(), "max_epochs": 400})  # long enough never to finish before the kill
@@ -108,8 +107,7 @@ def test_a_killed_training_process_resumes_bit_identical(tmp_path, mnist_slice):
     finally:
         del os.environ["LIB_CACHE_DIR"]
     assert same_result(resumed, reference) and not checkpoint.exists()
-
-
+@pytest.mark.slow
 def test_two_processes_asking_for_one_run_train_it_once(tmp_path, mnist_slice):
     cache = tmp_path / "runs"
     code = f"""

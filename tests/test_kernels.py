@@ -46,6 +46,7 @@ def test_product_of_stored_float32_kernel_with_float64_vectors(mnist_slice):
     assert (got - exact).norm() / exact.norm() < 1e-5  # float32 accumulation over 1,000 terms
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solver", ["cholesky", "pcg", "eigenpro"])
 def test_solvers_match_an_independent_float64_solve(mnist_slice, solver):
     x, y, xt, yt = mnist_slice

@@ -191,8 +191,7 @@ def test_sklearn_check_estimator() -> None:
     assert {r["check_name"] for r in results if r["status"] == "skipped"} <= {"check_array_api_input"}
     assert {r["check_name"] for r in results if r["status"] == "xfail"} == set(EXPECTED_FAILED_CHECKS)
     assert sum(r["status"] == "passed" for r in results) > 40
-
-
+@pytest.mark.slow
 def test_large_2048_dim_fit() -> None:
     """20,000 samples x 2,048 features, float32, two rank-64 classes plus noise (no timing assert)."""
     g = torch.Generator().manual_seed(0)

@@ -163,6 +163,7 @@ CLI_BAD = [(["-p", "max_epochs", "-3"], "max_epochs: -3 — must be a positive i
             "models.mlp1x512.n_trian")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arguments, message", CLI_BAD, ids=[a[1] for a, _ in CLI_BAD])
 def test_the_cli_fails_at_once_and_trains_nothing(tmp_path, arguments, message):
     cache = tmp_path / "runs"

@@ -79,8 +79,7 @@ def tiny(tmp_path_factory):
         decoded = synthesis.decode_both(networks, "MASC MLP", 0.99, (0.9, 0.99))  # the MASC MLP at two variances
         metrics = synthesis.network_layer_metrics(networks)
     return networks, decoded, metrics
-
-
+@pytest.mark.slow
 def test_networks_of_both_papers_in_one_frame(tiny):
     networks, _, _ = tiny
     assert list(networks.network) == list(range(5)) and list(networks.columns) == synthesis.NETWORK_COLUMNS
@@ -124,8 +123,7 @@ def test_gaps_best_layers_and_the_join(tiny):
     assert joined.relative_depth.between(0, 1, inclusive="right").all()
     assert set(joined[joined.network == 4].relative_depth) == {0.25, 0.5, 0.75, 1.0}
     assert np.allclose(joined.above_chance, joined.mean_polarization - joined.chance_polarization, equal_nan=True)
-
-
+@pytest.mark.slow
 def test_decoding_both_papers_at_once_keeps_each_networks_rows(tiny):
     networks, decoded, _ = tiny
     alone = synthesis.decode_networks(networks)  # every network at 0.99 only

@@ -50,8 +50,7 @@ def test_stops_at_the_training_accuracy_threshold():
     assert run.summary["epochs"] == run.summary["converged_epoch"] < 60
     earlier = run.history.train_acc.iloc[:-1].dropna()
     assert (earlier < 1.0).all()  # it stopped at the first epoch that reached 100%
-
-
+@pytest.mark.slow
 def test_fits_random_labels():
     config = RunConfig(**{**TINY.to_dict(), "n_train": 128, "randomization": "random_labels",
                           "stop_train_acc": 1.0, "max_epochs": 150, "lr": 0.05, "lr_decay": 1.0})
@@ -116,8 +115,7 @@ def test_population_statistics_are_the_average_over_the_training_batches():
     assert torch.allclose(model[1].running_mean, mean, atol=1e-5)
     assert torch.allclose(model[1].running_var, var, atol=1e-4)
     assert model[1].momentum == 0.1  # training's momentum is restored
-
-
+@pytest.mark.slow
 def test_population_statistics_change_evaluation_but_not_training():
     base = RunConfig(dataset="cifar10", n_train=64, n_test=64, model="inception", lr=0.1, batch_size=32, max_epochs=2,
                      stop_train_acc=None, test_every=1)
