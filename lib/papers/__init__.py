@@ -3,10 +3,10 @@
 A chapter never types a paper's number; it reads it here, with the table or figure it comes from::
 
     from lib.papers import paper
-    Z = paper("zhang2017")
-    Z["table1.mlp3x512.test"]          # 51.40
-    Z.source("table1.mlp3x512.test")   # 'Table 1'
-    Z.table("table1")                  # every value under that prefix, as a DataFrame
+    zhang = paper("zhang2017")              # in a chapter: Chapter(..., papers=["zhang2017"]).papers["zhang2017"]
+    zhang["table1.mlp3x512.none.test"]      # 52.39
+    zhang.source("table1.mlp3x512.none.test")   # 'Table 1'
+    zhang.table("table1")                   # every value under that prefix, as a DataFrame
 
 File layout (``lib/papers/<name>.yaml``)::
 
@@ -14,7 +14,7 @@ File layout (``lib/papers/<name>.yaml``)::
     cite: zhang2017rethinking           # its key in references.bib
     title: Understanding deep learning requires rethinking generalization
     values:
-      table1.mlp3x512.test: {value: 51.40, unit: "%", source: Table 1, note: "no regularizer"}
+      table1.mlp3x512.none.test: {value: 52.39, unit: "%", source: Table 1, note: "no regularizer"}
 
 A value may be a number, a string, or a list (a range read off a figure, a row of a table). Keys are dotted paths
 whose parts are the table/figure, then the row, then the column, so :meth:`Reference.table` can spread them out.

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Iterable
 
 import warnings
@@ -390,7 +390,3 @@ def crossing(d: Iterable[float], accuracy: Iterable[float], threshold: float) ->
     a0, a1 = accuracy[i - 1], accuracy[i]
     t = (threshold - a0) / (a1 - a0)
     return float(np.exp(np.log(d[i - 1]) + t * (np.log(d[i]) - np.log(d[i - 1]))))
-
-
-def with_d(configs: Iterable[SubspaceConfig], **changes) -> list[SubspaceConfig]:
-    return [replace(c, **changes) for c in configs]
