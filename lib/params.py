@@ -7,9 +7,10 @@ Scales (same code, different sizes):
 - ``cpu``: the default book, every chapter under 10 minutes on 2 cores, every phenomenon visible;
 - ``paper``: the paper's own protocol, meant for a GPU: the base file as it is.
 
-A scale file holds only the top-level keys whose values differ from the base; each replaces the base's value
-whole (a nested mapping is given in full), so what a scale changes is read in one place and nothing is written
-three times. A scale file may not add a key the base does not have.
+A scale file holds only what differs from the base: its mappings are merged into the base's key by key, at every
+depth, and any other value (a number, a list) replaces the base's. A mapping tagged ``!replace`` replaces the base's
+whole instead (a grid with fewer models than the paper's). So what a scale changes is read in one place and nothing
+is written three times. A scale file may not add a top-level key the base does not have.
 
 A chapter's first cell holds ``scale`` and ``overrides`` (papermill injects both); the chapter then calls
 :func:`load_params`, which checks every override against the parameters (a typo fails loudly instead of being
@@ -70,11 +71,44 @@ def chapters_with_params() -> list[str]:
                   | {path.stem for scale in SCALES for path in (PARAMS_DIR / scale).glob("*.yaml")})
 
 
+class Replace(dict):
+    """A mapping of a scale file tagged ``!replace``: it replaces the base's mapping whole instead of merging."""
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, plus the ``!replace`` tag on a mapping."""
+
+
+_Loader.add_constructor("!replace", lambda loader, node: Replace(loader.construct_mapping(node, deep=True)))
+
+
+def load_yaml(path: Path) -> Any:
+    """A parameters file (``!replace`` mappings as :class:`Replace`)."""
+    return yaml.load(Path(path).read_text(), Loader=_Loader)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def merge(base: Any, changes: Any) -> Any:
+    """``base`` with a scale file's ``changes``: mappings merge key by key at every depth, a :class:`Replace`
+    mapping and every other value replace the base's."""
+    if isinstance(changes, Replace) or not (isinstance(base, dict) and isinstance(changes, dict)):
+        return _plain(changes)
+    merged = dict(base)
+    for key, value in changes.items():
+        merged[key] = merge(base[key], value) if key in base else _plain(value)
+    return merged
+
+
 def _read(path: Path) -> dict:
     from lib import schemas
 
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = load_yaml(path) or {}
     except yaml.YAMLError as error:
         raise schemas.ParamsError(f"{path} is not valid YAML: {error}") from None
     if not isinstance(values, dict):
@@ -99,7 +133,7 @@ def raw_params(chapter: str, scale: str = "cpu") -> dict:
         if unknown:
             raise schemas.ParamsError(f"{overlay} sets {unknown}, which the base {base} does not have (a typo?); "
                                       f"known: {sorted(values)}")
-        values.update(changes)
+        values = merge(values, changes)
     return values
 
 

@@ -14,21 +14,46 @@ import yaml
 
 from lib import schemas
 from lib.book.build import chapters
-from lib.params import PARAMS_DIR, SCALES, base_path, chapters_with_params, has_params, load_params, raw_params, scale_path
+from lib.params import (PARAMS_DIR, SCALES, Replace, base_path, chapters_with_params, has_params, load_params, load_yaml,
+                        merge, raw_params, scale_path)
 from lib.train import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _repeats(base, changes, where=""):
+    """The leaves a scale file writes with the base's value (outside !replace mappings, which are given whole)."""
+    if isinstance(changes, Replace):
+        return []
+    if isinstance(changes, dict) and isinstance(base, dict):
+        return [r for k, v in changes.items() if k in base for r in _repeats(base[k], v, f"{where}{k}.")]
+    return [where[:-1]] if changes == base else []
 
 
 def test_every_chapter_with_parameters_has_a_base_file_and_scale_files_only_change_it():
     for chapter in chapters():
         if has_params(chapter):
             for scale in SCALES:
-                base = yaml.safe_load(base_path(chapter).read_text())
+                base = load_yaml(base_path(chapter))
                 path = scale_path(chapter, scale)
-                changes = yaml.safe_load(path.read_text()) if path.is_file() else {}
+                changes = load_yaml(path) if path.is_file() else {}
                 assert set(changes) <= set(base), (chapter, scale)
-                assert all(changes[k] != base[k] for k in changes), f"{path} repeats a value of the base file"
+                assert not _repeats(base, changes), f"{path} repeats the base's value of {_repeats(base, changes)}"
+
+
+def test_scale_files_merge_key_by_key_and_replace_where_tagged(tmp_path, monkeypatch):
+    monkeypatch.setattr("lib.params.PARAMS_DIR", tmp_path)
+    (tmp_path / "smoke").mkdir()
+    (tmp_path / "zhang-kernels.yaml").write_text((REPO / "params" / "zhang-kernels.yaml").read_text())
+    base = load_yaml(tmp_path / "zhang-kernels.yaml")
+    (tmp_path / "smoke" / "zhang-kernels.yaml").write_text("iterative: {max_iter: 7}\n")
+    merged = raw_params("zhang-kernels", "smoke")
+    assert merged["iterative"] == {**base["iterative"], "max_iter": 7}  # the other keys are the base's
+    (tmp_path / "smoke" / "zhang-kernels.yaml").write_text(
+        "iterative: !replace {solver: cholesky, max_iter: 7, tol: 1.0e-6, m: 10, q: 5}\n")
+    assert raw_params("zhang-kernels", "smoke")["iterative"] == {"solver": "cholesky", "max_iter": 7, "tol": 1e-6,
+                                                                 "m": 10, "q": 5}
+    assert merge({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}, "d": [1]}) == {"a": {"b": 1, "c": 3}, "d": [1]}
 
 
 def test_every_params_file_validates_and_every_chapter_with_params_has_a_schema():

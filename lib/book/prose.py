@@ -79,8 +79,10 @@ def allowed_numbers(chapter: str) -> set[str]:
         numbers.update(f"{float(v):.6g}" for v in (train, test, train + test))
     numbers.update(f"{float(v):.6g}" for v in (5_000, 70_000))  # Theunissen's validation part; MNIST's 70,000 images
     numbers.update(filter(None, map(_canonical, COMMON)))
+    from lib.params import load_yaml
+
     for path in [*(REPO_ROOT / "params").glob(f"{chapter}.yaml"), *(REPO_ROOT / "params").glob(f"*/{chapter}.yaml")]:
-        for leaf in _leaves(yaml.safe_load(path.read_text()) or {}):
+        for leaf in _leaves(load_yaml(path) or {}):
             if isinstance(leaf, str):  # numbers inside names: mlp10x512, vgg11-div8
                 numbers.update(filter(None, map(_canonical, re.findall(r"\d+(?:\.\d+)?", leaf))))
             elif isinstance(leaf, (int, float)) and not isinstance(leaf, bool):
