@@ -86,6 +86,49 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+@contextlib.contextmanager
+def held_locks(names: Iterable[str], waiting: Callable[[str], str]):
+    """Hold ``<cache>/.locks/<name>.lock`` for every name (in sorted order, so two holders never deadlock): the one
+    per-key lock of the run cache (:func:`lib.runs.run_locks`) and of this store.
+
+    ``fcntl.flock``: the kernel releases it when its process exits or is killed, so a dead worker never leaves a key
+    locked. ``waiting(name)`` is printed when another process holds one. Where ``fcntl`` does not exist (Windows)
+    there is no lock, and two processes may both compute a key; the cache then keeps one intact copy."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    folder = _cache_dir() / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    handles = []
+    try:
+        for name in sorted(set(names)):
+            handle = open(folder / f"{name}.lock", "a+")
+            handles.append(handle)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(waiting(name), file=sys.stderr)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        for handle in reversed(handles):
+            handle.close()  # closing releases the lock
+
+
+def quarantine(path: Path, name: str, message: str, stacklevel: int = 3) -> None:
+    """Move the damaged entry ``path`` to ``<cache>/.damaged/<name>-<random>`` (kept for inspection) and warn with
+    ``message`` followed by where it went; nothing if another process moved it already."""
+    destination = _cache_dir() / ".damaged" / f"{name}-{uuid.uuid4().hex[:8]}"
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(path, destination)
+    except FileNotFoundError:
+        return
+    warnings.warn(message.replace("{destination}", str(destination)), stacklevel=stacklevel + 1)
+
+
 def _encode(name: str, value: Any) -> tuple[str, bytes]:
     if isinstance(value, np.ndarray):
         buffer = io.BytesIO()
@@ -202,32 +245,14 @@ class Store:
         return path
 
     def _quarantine(self, path: Path, problem: str) -> None:
-        destination = _cache_dir() / ".damaged" / f"{self.kind}-{path.name}-{uuid.uuid4().hex[:8]}"
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(path, destination)
-        except FileNotFoundError:
-            return
-        warnings.warn(f"stored {self.kind} result {path} was damaged ({problem}); not used, moved to {destination}, "
-                      "computing it again", stacklevel=4)
+        quarantine(path, f"{self.kind}-{path.name}", f"stored {self.kind} result {path} was damaged ({problem}); not "
+                   "used, moved to {destination}, computing it again", stacklevel=4)
 
-    @contextlib.contextmanager
     def lock(self, settings: Mapping):
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not on POSIX
-            yield
-            return
-        folder = _cache_dir() / ".locks"
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / f"{self.kind}-{self.key(settings)}.lock", "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                print(f"{self.kind} result {self.key(settings)} is being computed by another process; waiting",
-                      file=sys.stderr)
-                fcntl.flock(handle, fcntl.LOCK_EX)
-            yield
+        """The key's lock (:func:`held_locks`, ``<cache>/.locks/<kind>-<key>.lock``)."""
+        key = self.key(settings)
+        return held_locks([f"{self.kind}-{key}"],
+                          lambda _: f"{self.kind} result {key} is being computed by another process; waiting")
 
     def fetch(self, settings: Mapping, compute: Callable[[], Mapping[str, Any]]) -> tuple[dict, bool]:
         """The result of ``settings``: stored (``cached=True``), or ``compute()``-d now under the key's lock and

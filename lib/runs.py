@@ -30,7 +30,6 @@ trained as one stacked model) and hands them, with :func:`train_chunk`, to an ex
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import itertools
@@ -38,10 +37,8 @@ import json
 import os
 import shutil
 import socket
-import sys
 import time
 import uuid
-import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
@@ -51,6 +48,7 @@ import torch
 from tqdm import tqdm
 
 from lib import cluster, settings
+from lib.cache import held_locks, quarantine
 from lib.train import RunConfig, TrainedRun, default_device, progress_enabled, train
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -199,14 +197,8 @@ def _save(run: TrainedRun, path: Path) -> None:
 
 def _quarantine(path: Path, problem: str) -> None:
     """Move a damaged entry out of the way (kept for inspection under ``<cache>/.damaged/``), with a warning."""
-    destination = path.parent / ".damaged" / f"{path.name}-{uuid.uuid4().hex[:8]}"
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(path, destination)
-    except FileNotFoundError:  # another process moved it already
-        return
-    warnings.warn(f"cached run {path} was damaged ({problem}); not used, moved to {destination}, training it again",
-                  stacklevel=3)
+    quarantine(path, path.name, f"cached run {path} was damaged ({problem}); not used, moved to {{destination}}, "
+               "training it again")
 
 
 def _quarantine_if_damaged(path: Path, verify: Iterable[str] = ()) -> None:
@@ -216,34 +208,11 @@ def _quarantine_if_damaged(path: Path, verify: Iterable[str] = ()) -> None:
             _quarantine(path, problem)
 
 
-@contextlib.contextmanager
 def run_locks(configs: Sequence[RunConfig]):
-    """Hold the lock of every run of ``configs`` (in key order, so two holders never deadlock).
-
-    ``fcntl.flock`` on ``<cache>/.locks/<key>.lock``: the kernel releases it when its process exits or is
-    killed, so a dead worker never leaves a run locked. Where ``fcntl`` does not exist (Windows) there is
-    no lock, and two processes may both train a run; the cache then keeps one intact copy."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not on POSIX
-        yield
-        return
-    folder = cache_dir() / ".locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    handles = []
-    try:
-        for key in sorted({run_key(c) for c in configs}):
-            handle = open(folder / f"{key}.lock", "a+")
-            handles.append(handle)
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                print(f"run {key} is being trained by another process; waiting for it", file=sys.stderr)
-                fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-    finally:
-        for handle in reversed(handles):
-            handle.close()  # closing releases the lock
+    """Hold the lock of every run of ``configs``, ``<cache>/.locks/<key>.lock`` (:func:`lib.cache.held_locks`: in
+    key order, so two holders never deadlock; released by the kernel if the process dies)."""
+    return held_locks([run_key(c) for c in configs],
+                      lambda key: f"run {key} is being trained by another process; waiting for it")
 
 
 def load(config: RunConfig, with_weights: bool = True) -> TrainedRun:
