@@ -36,16 +36,6 @@ SCALE_NOTES = {  # what each scale is, in a few words (chapters' opening boxes s
 }
 
 
-class Params(dict):
-    """A dict whose keys also read as attributes: for mappings that are not a chapter's parameters."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(f"no parameter {name!r}; known: {sorted(self)}") from None
-
-
 def base_path(chapter: str) -> Path:
     """The paper's protocol for ``chapter``: ``params/<chapter>.yaml``."""
     return PARAMS_DIR / f"{chapter}.yaml"
