@@ -225,8 +225,11 @@ def test_mixed_levels_keep_only_networks_with_true_and_corrupted_samples():
     interior = noise.mixed_levels(polarization_layers())
     assert set(interior.P) == {0.5} and len(interior) == 2 * 3 * 10
     assert np.allclose(interior["above chance"], interior.mean_polarization - 0.3)
-    assert noise.share_above_chance(interior) == pytest.approx(
-        float(np.mean(interior.mean_polarization.to_numpy() > 0.3)))
+    assert noise.share_above_chance(interior) == 1.0  # every interior row of this fixture is above chance (0.3)
+    below = interior.copy()
+    below.loc[below.index[:15], "mean_polarization"] = 0.1  # 15 of the 60 rows fall below chance
+    below.loc[below.index[15], "mean_polarization"] = 0.3  # at chance is not above it
+    assert noise.share_above_chance(below) == pytest.approx(44 / 60)
 
 
 def test_polarization_halves_and_what_is_read_from_them():
