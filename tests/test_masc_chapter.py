@@ -134,7 +134,8 @@ def test_random_labels_test_at_chance_by_construction(random_labels):
 def test_override_typo_fails():
     notebook = jupytext.read(REPO / "book" / "masc-decoding.md")
     code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
-    assert 'Chapter("masc-decoding", scale, overrides' in code  # the harness loads and checks the parameters
-    from lib.params import load_params
-    with pytest.raises(KeyError):
-        load_params("masc-decoding", "smoke", {"corruption_level": [0.5]})
+    assert 'Chapter("masc-decoding", scale, overrides' in code  # the chapter opens through the harness
+    from lib.book.chapter import Chapter
+
+    with pytest.raises(KeyError, match="corruption_level"):  # and the harness refuses a typo before anything runs
+        Chapter("masc-decoding", "smoke", {"corruption_level": [0.5]}, show_box=False)
