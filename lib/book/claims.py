@@ -179,6 +179,13 @@ def fitted(train_acc: float, threshold: float, what: str = "the model fitted its
     return what, rule("train_acc >= threshold", train_acc=train_acc, threshold=threshold)
 
 
+def all_fitted(train_accs, threshold: float, what: str):
+    """Every network of a set reached ``threshold`` training accuracy: :func:`fitted` of the lowest of
+    ``train_accs`` (an empty set fails: its lowest is NaN)."""
+    values = [float(v) for v in train_accs]
+    return fitted(min(values) if values else float("nan"), threshold, what)
+
+
 def above_chance(acc: float, chance: float, margin: float = 0.1, what: str = "the network is above chance"):
     """A test accuracy clearly above chance (by ``margin``): there is something for a change to destroy."""
     return what, rule("acc >= chance + margin", acc=acc, chance=chance, margin=margin)

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lib.book.claims import fitted
+from lib.book.claims import all_fitted
 from lib.studies.theunissen2019.probes import run_layer_metrics
 from lib.studies.theunissen2019.protocol import theunissen_config
 from lib.train import RunConfig
@@ -91,8 +91,8 @@ def figure4_config(P) -> RunConfig:
 def fitted_all(frame: pd.DataFrame, threshold: float, what: str):
     """The precondition of every claim about a set of networks: each fitted its noisy training set (the lowest
     ``train_acc`` of ``frame`` reaches ``threshold``), as the paper's networks do. An empty ``frame`` fails it."""
-    return fitted(float(frame.train_acc.min()), threshold,
-                  f"every {what} fitted its noisy training set (training accuracy ≥ {threshold:.0%})")
+    return all_fitted(frame.train_acc, threshold,
+                      f"every {what} fitted its noisy training set (training accuracy ≥ {threshold:.0%})")
 
 
 # --- Figure 1 ---------------------------------------------------------------------------------------------------
