@@ -232,7 +232,7 @@ class Store:
                     os.fsync(f.fileno())
                 files[filename] = {"bytes": len(data), "sha256": _sha256(data)}
             manifest = dict(kind=self.kind, key=path.name, settings=json.loads(json.dumps(settings, default=_plain)),
-                            sources=list(self.sources), files=files, host=socket.gethostname(),
+                            sources=list(self.sources), code=source_digest(self.sources, self.package_dir), files=files, host=socket.gethostname(),
                             written=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             (temporary / MANIFEST).write_text(json.dumps(manifest, indent=1))  # last: the entry is complete
         except BaseException:
@@ -254,12 +254,55 @@ class Store:
         return held_locks([f"{self.kind}-{key}"],
                           lambda _: f"{self.kind} result {key} is being computed by another process; waiting")
 
+    def recorded(self, settings: Mapping) -> dict | None:
+        """The result of ``settings`` as the committed results store records it (:mod:`lib.results`, any scale), or
+        ``None``. A recorded entry that is damaged, or that another version of the code wrote, raises
+        :class:`DamagedResultError` naming it: it is refused, never used or replaced silently."""
+        from lib import results
+
+        key = self.key(settings)
+        for scale in results.scales_recorded():
+            path = results.store_root(scale) / self.kind / key
+            if not path.is_dir():
+                continue
+            problem = self.problem(path)
+            if problem is None:
+                manifest = json.loads((path / MANIFEST).read_text())
+                code = source_digest(self.sources, self.package_dir)
+                if manifest.get("key") != key or manifest.get("code", code) != code:
+                    problem = "it was written by other code (its key or code digest is not this checkout's)"
+            if problem is not None:
+                raise DamagedResultError(f"recorded {self.kind} result {path} is refused: {problem}. It was not used; "
+                                         f"record it again (`python -m lib run CHAPTER --scale {scale} --record`) "
+                                         f"or delete it.")
+            return dict(_decode(name, (path / name).read_bytes())
+                        for name in json.loads((path / MANIFEST).read_text())["files"])
+        return None
+
     def fetch(self, settings: Mapping, compute: Callable[[], Mapping[str, Any]]) -> tuple[dict, bool]:
-        """The result of ``settings``: stored (``cached=True``), or ``compute()``-d now under the key's lock and
-        stored. A damaged entry is quarantined and computed again."""
+        """The result of ``settings``: stored here or recorded in the results store (``cached=True``), or
+        ``compute()``-d now under the key's lock and stored. A damaged entry here is quarantined and computed again.
+        With ``$LIB_RECORD`` set, the entry is also copied into the results store at that scale."""
+        result, cached = self._fetch(settings, compute)
+        self._record(settings)
+        return result, cached
+
+    def _record(self, settings: Mapping) -> None:
+        from lib import results
+        from lib import settings as lib_settings
+
+        scale = lib_settings.record_scale()
+        path = self.path(settings)
+        if scale is not None and path.is_dir() and self.problem(path) is None:
+            results.record_store_entry(scale, path, self.kind)
+
+    def _fetch(self, settings: Mapping, compute: Callable[[], Mapping[str, Any]]) -> tuple[dict, bool]:
         path = self.path(settings)
         if path.is_dir() and self.problem(path) is None:
             return self.load(settings), True
+        recorded = self.recorded(settings)
+        if recorded is not None:
+            return recorded, True
         with self.lock(settings):
             if path.is_dir():
                 problem = self.problem(path)

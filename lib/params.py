@@ -5,6 +5,9 @@ Scales (same code, different sizes):
 
 - ``smoke``: every chapter in under 60 s on 2 CPU cores (tests and CI);
 - ``cpu``: the default book, every chapter under 10 minutes on 2 cores, every phenomenon visible;
+- ``full``: the papers' own data sizes with CPU-affordable choices (bf16 autocast, fewer seeds or levels, an epoch
+  cap), run once on a CPU and recorded in the committed results store (:mod:`lib.results`); a chapter without a
+  ``params/full/`` file is at ``full`` what it is at ``cpu`` (its ``cpu`` scale already uses what fits);
 - ``paper``: the paper's own protocol, meant for a GPU: the base file as it is.
 
 A scale file holds only what differs from the base: its mappings are merged into the base's key by key, at every
@@ -28,10 +31,13 @@ from typing import Any
 import yaml
 
 PARAMS_DIR = Path(__file__).resolve().parents[1] / "params"
-SCALES = ("smoke", "cpu", "paper")
+SCALES = ("smoke", "cpu", "full", "paper")
+#: A scale whose chapter has no file of its own reads this scale's file instead.
+SCALE_FALLBACK = {"full": "cpu"}
 SCALE_NOTES = {  # what each scale is, in a few words (chapters' opening boxes say it)
     "smoke": "tiny subsets that test the whole pipeline; nothing is expected to reproduce",
     "cpu": "subsets on which every phenomenon is visible, minutes per chapter on 2 CPU cores",
+    "full": "the papers' own data sizes, trained once on a 2-core CPU and recorded in the results store",
     "paper": "the paper's own protocol, meant for a GPU",
 }
 
@@ -42,8 +48,18 @@ def base_path(chapter: str) -> Path:
 
 
 def scale_path(chapter: str, scale: str) -> Path:
-    """What ``scale`` changes for ``chapter``: ``params/<scale>/<chapter>.yaml`` (may not exist: nothing changes)."""
-    return PARAMS_DIR / scale / f"{chapter}.yaml"
+    """What ``scale`` changes for ``chapter``: ``params/<scale>/<chapter>.yaml`` (may not exist: nothing changes), or,
+    where that file does not exist and the scale has a fallback (:data:`SCALE_FALLBACK`: ``full`` reads ``cpu``),
+    the fallback's file."""
+    path = PARAMS_DIR / scale / f"{chapter}.yaml"
+    if not path.is_file() and scale in SCALE_FALLBACK:
+        return scale_path(chapter, SCALE_FALLBACK[scale])
+    return path
+
+
+def own_scale_file(chapter: str, scale: str) -> bool:
+    """Whether ``chapter`` has a file of its own at ``scale`` (not a fallback's)."""
+    return (PARAMS_DIR / scale / f"{chapter}.yaml").is_file()
 
 
 def params_files(chapter: str, scale: str) -> list[Path]:

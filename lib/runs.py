@@ -143,10 +143,46 @@ def entry_problem(path: Path, verify: Iterable[str] = ()) -> str | None:
     return None
 
 
-def is_cached(config: RunConfig) -> bool:
-    """Whether an intact entry of ``config`` is in the cache (its files' sizes match its manifest)."""
+def in_cache(config: RunConfig) -> bool:
+    """Whether an intact entry of ``config`` is in the run cache (its files' sizes match its manifest)."""
     path = _run_path(config)
     return path.is_dir() and entry_problem(path) is None
+
+
+def is_cached(config: RunConfig) -> bool:
+    """Whether ``config``'s run needs no training: an intact entry is in the run cache, or the committed results
+    store (:mod:`lib.results`) records it (curves and metrics, no weights). A damaged or foreign record raises
+    :class:`lib.results.RecordError`."""
+    from lib import results
+
+    return in_cache(config) or results.load_run(config) is not None
+
+
+#: The keys of every run this process used (read, trained or taken from the results store), in order: a chapter
+#: recorded with ``--record`` lists them (:meth:`lib.book.chapter.Chapter.close`).
+USED_RUNS: list[str] = []
+
+
+def _used(trained: TrainedRun) -> TrainedRun:
+    """Note that ``trained`` was used, and with ``$LIB_RECORD`` set record it into the results store at that scale."""
+    from lib import results
+
+    key = run_key(trained.config)
+    if key not in USED_RUNS:
+        USED_RUNS.append(key)
+    scale = settings.record_scale()
+    if scale is not None:
+        manifest_path = cache_dir() / key / MANIFEST
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
+        recorded = results.run_path(scale, key)
+        if manifest is not None or not recorded.is_file():
+            if manifest is None:  # only in the store at another scale: copy its record, provenance and all
+                source = results.find_run(trained.config)
+                recorded.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, recorded)
+            else:
+                results.record_run(scale, trained, manifest)
+    return trained
 
 
 def _clear_command(path: Path) -> str:
@@ -254,10 +290,13 @@ def _train_and_store(config: RunConfig, device: torch.device | None, progress: b
 
 
 def _load_or_none(config: RunConfig, with_weights: bool = True) -> TrainedRun | None:
-    """The cached run, or ``None`` if it is missing or damaged (a damaged entry is moved aside with a warning)."""
+    """The cached run, or ``None`` if it is missing or damaged (a damaged entry is moved aside with a warning).
+    Without weights, a run the cache lacks is read from the results store (:func:`lib.results.load_run`)."""
+    from lib import results
+
     path = _run_path(config)
     if not path.is_dir():
-        return None
+        return None if with_weights else results.load_run(config)
     try:
         return load(config, with_weights=with_weights)
     except DamagedRunError:
@@ -272,12 +311,12 @@ def run(config: RunConfig, device: torch.device | None = None, progress: bool | 
     Holds the run's lock while training, so a second process asking for it waits and reads this one's result."""
     cached = _load_or_none(config)
     if cached is not None:
-        return cached
+        return _used(cached)
     with run_locks([config]):
         _quarantine_if_damaged(_run_path(config))
-        if is_cached(config):  # another process trained it while we waited
-            return load(config)
-        return _train_and_store(config, device, progress)
+        if in_cache(config):  # another process trained it while we waited
+            return _used(load(config))
+        return _used(_train_and_store(config, device, progress))
 
 
 def grid(base: RunConfig, **axes: Sequence) -> list[RunConfig]:
@@ -335,7 +374,7 @@ def train_chunk(chunk: Sequence[RunConfig], device: torch.device | None = None) 
     with run_locks(chunk):  # another process may have trained some of them meanwhile
         for config in chunk:
             _quarantine_if_damaged(_run_path(config))
-        todo = [c for c in chunk if not is_cached(c)]
+        todo = [c for c in chunk if not in_cache(c)]
         if len(todo) == 1:
             _train_and_store(todo[0], device, None)
         elif todo:
@@ -418,7 +457,7 @@ def _load_repairing(config: RunConfig, device: torch.device | None, with_weights
     if found is None:
         train_missing([config], device=device, scheduler="")
         found = load(config, with_weights=with_weights)
-    return found
+    return _used(found)
 
 
 def run_grid(configs: Iterable[RunConfig], device: torch.device | None = None, batched: bool | None = None,

@@ -162,6 +162,7 @@ PreprocessingName = _checked("preprocessing", str)
 OptimizerName = _checked("optimizer", str)
 InitName = _checked("init", str)
 BnStatisticsName = _checked("bn_statistics", str)
+PrecisionName = _checked("precision", str)
 
 
 def _located(message: str) -> PydanticCustomError:

@@ -16,6 +16,9 @@ the variable and the accepted words. A folder variable set to the empty string c
 - ``LIB_BATCHED``: on/off, stack same-shaped runs where that pays (:func:`batched`; on)
 - ``LIB_PROGRESS``: on/off, progress bars (:func:`progress`; unset: on at an interactive terminal outside CI)
 - ``LIB_DASK_SCHEDULER``: where grids train, a Dask cluster or off (:func:`dask_scheduler`; off: this process)
+- ``LIB_RESULTS_DIR``: the committed results store (:func:`results_dir`; default ``<repo>/results``)
+- ``LIB_RECORD``: a scale name: record every run and result this process uses into the results store under it
+  (:func:`record_scale`; unset: record nothing). ``python -m lib run ... --record`` sets it.
 - ``CI``: set to anything non-empty by CI services, no progress bars (:func:`in_ci`; unset)
 
 The same list is :data:`VARIABLES`; README.md ("Environment variables") has it as a table, and a test checks that
@@ -39,6 +42,8 @@ CHECKPOINT_EVERY_S = "LIB_CHECKPOINT_EVERY_S"
 BATCHED = "LIB_BATCHED"
 PROGRESS = "LIB_PROGRESS"
 DASK_SCHEDULER = "LIB_DASK_SCHEDULER"
+RESULTS_DIR = "LIB_RESULTS_DIR"
+RECORD = "LIB_RECORD"
 CI = "CI"
 
 #: Every variable read here: name → (what it sets, its default in words).
@@ -51,6 +56,8 @@ VARIABLES = {
     BATCHED: ("on/off: stack same-shaped runs into one model where that pays", "on"),
     PROGRESS: ("on/off: progress bars", "on at an interactive terminal outside CI"),
     DASK_SCHEDULER: ("where grids train: a Dask scheduler, `local:N`, a scheduler file, or off", "off (this process)"),
+    RESULTS_DIR: ("the committed results store the book reads recorded scales from", "`<repo>/results`"),
+    RECORD: ("a scale name: record every run and result this process uses into the results store", "unset (off)"),
     CI: ("set to anything non-empty (by CI services): no progress bars unless `LIB_PROGRESS` is on", "unset"),
 }
 
@@ -109,6 +116,24 @@ def claims_dir() -> Path:
     """``$LIB_CLAIMS_DIR``: where chapters save their claims (:mod:`lib.book.claims`); default
     ``<repo>/_build/claims`` (the book build sets it to its build folder's ``claims``)."""
     return _folder(CLAIMS_DIR) or REPO_ROOT / "_build" / "claims"
+
+
+def results_dir() -> Path:
+    """``$LIB_RESULTS_DIR``: the committed results store (:mod:`lib.results`); default ``<repo>/results``."""
+    return _folder(RESULTS_DIR) or REPO_ROOT / "results"
+
+
+def record_scale() -> str | None:
+    """``$LIB_RECORD``: the scale whose folder of the results store this process records into (``None``: unset or
+    an off word, record nothing). An unknown scale raises :class:`SettingError`."""
+    value = (_raw(RECORD) or "").strip()
+    if value.lower() in OFF_WORDS:
+        return None
+    from lib.params import SCALES
+
+    if value not in SCALES:
+        raise SettingError(f"{RECORD}={value!r} is not a scale: one of {', '.join(SCALES)}, or unset")
+    return value
 
 
 def checkpoint_every_s() -> float:

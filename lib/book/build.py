@@ -102,6 +102,12 @@ def _stamp(chapter: str, scale: str, overrides: dict) -> str:
     for params in params_files(chapter, scale):  # the base file and the scale's changes
         digest.update(params.read_bytes())
     digest.update(json.dumps([scale, overrides], sort_keys=True).encode())
+    from lib import results
+
+    for recorded in results.scales_recorded():  # a page shows what other scales recorded (lib.results)
+        path = results.chapter_path(recorded, chapter)
+        if path.is_file():
+            digest.update(path.read_bytes())
     digest.update(_library_hash().encode())
     digest.update(install_cell().encode())
     return digest.hexdigest()

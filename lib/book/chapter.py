@@ -16,16 +16,26 @@ above the cell that registers it, found in ``book/<chapter>.md``. The last cell 
 
     ch.close(runs)   # saves the claims, fills in the box's compute time; returns the closing paragraph
 
+Scales shown together: a chapter executed with ``$LIB_RECORD`` (``python -m lib run CHAPTER --scale full --record``)
+writes, at ``close``, its claims, the frames it passed to :meth:`Chapter.publish` and the keys of its runs into the
+committed results store (:mod:`lib.results`). Executed at another scale, :meth:`Chapter.recorded` reads that record
+back, so the page draws the recorded scale's frames in its own charts and lists its claims (registered at their own
+scale, so the scorecard counts both) without training anything.
+
 Chapters keep only what is specific to them.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import pandas as pd
+
+import json
+from dataclasses import asdict
 
 from lib.book.claims import ClaimBook
 from lib.book.opening import Opening, open_chapter
@@ -124,6 +134,31 @@ class Chapter:
         if callable(data):  # a default data size that depends on the parameters: data=lambda P: data_size(...)
             data = data(self.params)
         self.claims = ClaimBook(name, scale, data=data, paper=paper, section_of=self.current_section)
+        self.published: dict[str, pd.DataFrame] = {}
+        self.records: dict = {}
+        self._started = time.perf_counter()
+
+    def publish(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
+        """Keep ``frame`` under ``name`` for the pages of other scales: recorded with the chapter's claims when it is
+        executed with ``--record`` (:func:`lib.results.record_chapter`). Returns ``frame``."""
+        self.published[name] = frame.reset_index(drop=True)
+        return frame
+
+    def recorded(self, scale: str = "full"):
+        """What this chapter recorded at ``scale`` in the results store (:class:`lib.results.ChapterRecord`), its
+        claims adopted into this page's claims (at their own scale); ``None`` when nothing is recorded there, or when
+        this page is that scale (it computes its own). A damaged or foreign record raises
+        :class:`lib.results.RecordError`."""
+        from lib import results
+
+        if scale == self.scale:
+            return None
+        if scale not in self.records:
+            record = results.chapter_record(self.name, scale)
+            if record is not None:
+                self.claims.adopt(record.claims)
+            self.records[scale] = record
+        return self.records[scale]
 
     def current_section(self) -> str:
         """The id of the heading above the cell executing now (claims link there)."""
@@ -134,7 +169,17 @@ class Chapter:
     def close(self, *runs: pd.DataFrame | Iterable) -> str:
         """Save the claims, fill in the opening box's compute time (with the training time of ``runs``, the
         chapter's :func:`lib.runs.run_grid` tables) and return the closing paragraph computed from the verdicts."""
+        from lib import results, settings
+        from lib.runs import USED_RUNS
+
         self.claims.save()
+        if settings.record_scale() == self.scale:
+            own = [c for c in self.claims.claims if c.scale == self.scale]
+            results.record_chapter(self.scale, self.name, claims=[asdict(c) for c in own],
+                                   frames={name: json.loads(frame.to_json(orient="records", double_precision=15))
+                                           for name, frame in self.published.items()},
+                                   runs=list(USED_RUNS), seconds=time.perf_counter() - self._started,
+                                   overrides=self.overrides)
         if self.opening is not None:
             self.opening.close(*runs)
         return self.claims.closing()

@@ -393,24 +393,49 @@ class ClaimBook:
         self.claims.append(item)
         return item
 
+    def adopt(self, claims: list[Claim]) -> None:
+        """Add claims another scale of this chapter registered (recorded in :mod:`lib.results`), keeping their scale,
+        verdicts and data sizes: the page lists them and the scorecard counts them at their own scale."""
+        foreign = [c for c in claims if c.chapter != self.chapter or c.scale == self.scale]
+        if foreign:
+            raise ValueError(f"{self.chapter} at {self.scale}: cannot adopt claims of {foreign[0].chapter!r} at "
+                             f"{foreign[0].scale!r} (only this chapter's, at another scale)")
+        self.claims.extend(claims)
+
+    def at(self, scale: str) -> list[Claim]:
+        """The claims registered at ``scale``."""
+        return [c for c in self.claims if c.scale == scale]
+
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(c) for c in self.claims], columns=list(Claim.__dataclass_fields__))
 
-    def table(self) -> pd.DataFrame:
-        """The chapter's claims as a table for the page (criterion and preconditions in the ``rule`` column)."""
-        frame = self.frame()
+    def table(self, scale: str | None = None) -> pd.DataFrame:
+        """The chapter's claims at ``scale`` (default: the page's own) as a table for the page (criterion and
+        preconditions in the ``rule`` column)."""
+        chosen = self.at(scale or self.scale)
+        frame = pd.DataFrame([asdict(c) for c in chosen], columns=list(Claim.__dataclass_fields__))
         if frame.empty:
             return frame
-        frame["kind"] = [kind_of(c) for c in self.claims]
+        frame["kind"] = [kind_of(c) for c in chosen]
         frame["verdict"] = frame.verdict.where(frame.untested == "", "not tested: " + frame.untested)
         return frame[["figure", "claim", "paper_value", "our_value", "verdict", "rule", "data", "kind"]].rename(columns={
             "paper_value": "paper", "our_value": "ours", "rule": "criterion", "data": "measured on"}
         ).set_index(["figure", "claim"])
 
     def closing(self) -> str:
-        """"What agrees and what does not", written from the verdicts (Markdown): nothing typed can go stale."""
+        """"What agrees and what does not", written from the verdicts (Markdown): nothing typed can go stale. Claims
+        of another scale (adopted from the results store) follow under their own heading."""
+        text = self._closing(self.at(self.scale))
+        for scale in dict.fromkeys(c.scale for c in self.claims if c.scale != self.scale):
+            claims = self.at(scale)
+            data = sorted({c.data for c in claims if c.substantive and c.source == "paper"})
+            text += (f"\n\n**At scale `{scale}`** (recorded in the results store; measured on "
+                     f"{'; '.join(data) or 'the recorded runs'}):\n\n" + self._closing(claims))
+        return text
+
+    def _closing(self, claims: list[Claim]) -> str:
         groups = {"agrees": [], "differs": [], "not tested": [], "by construction": [], "checks": []}
-        for c in self.claims:
+        for c in claims:
             if c.source == "check":
                 groups["checks"].append(c)
             elif c.verdict == "not tested":
@@ -435,7 +460,7 @@ class ClaimBook:
         for key, items in groups.items():
             if not items:
                 continue
-            parts.append(f"- **{titles[key]}**, {len(items)} of {len(self.claims)}:")
+            parts.append(f"- **{titles[key]}**, {len(items)} of {len(claims)}:")
             for c in items:
                 why = {"not tested": f"not tested because not: {c.untested}",
                        "differs": c.note, "checks": f"{c.verdict}" + (f"; {c.note}" if c.note else ""), "by construction": (f"{c.verdict}; " if c.verdict else "")

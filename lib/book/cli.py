@@ -1,6 +1,7 @@
 """Command line: ``python -m lib {run,book,runs} ...``.
 
     python -m lib run zhang-randomization --scale smoke -p max_epochs 20
+    python -m lib run zhang-randomization --scale full --record
     python -m lib book --scale cpu
     python -m lib runs list
     python -m lib runs clear
@@ -34,8 +35,14 @@ def command_run(args: argparse.Namespace) -> int:
     output = Path(args.output or f"{args.chapter}-{args.scale}.ipynb").resolve()
     print(f"Executing book/{args.chapter}.md at scale {args.scale!r}"
           + (f" with {overrides}" if overrides else "") + f" → {output}")
-    seconds = book.execute_chapter(args.chapter, args.scale, output, overrides, reuse=False, progress=args.chapter)
+    from lib import results, settings
+
+    record = {"LIB_RECORD": args.scale} if args.record else {}
+    with settings.override(**record):
+        seconds = book.execute_chapter(args.chapter, args.scale, output, overrides, reuse=False, progress=args.chapter)
     print(f"Done in {seconds:.0f} s")
+    if args.record:
+        print(f"Recorded into {results.results_dir() / args.scale}: commit it (git add {results.results_dir().name})")
     return 0
 
 
@@ -83,6 +90,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
                      help="override one parameter of the chapter's file; VALUE is read as YAML (repeatable)")
     run.add_argument("-o", "--output", help="executed notebook to write (default: CHAPTER-SCALE.ipynb)")
+    run.add_argument("--record", action="store_true",
+                     help="record the chapter's runs, results and claims into the results store, results/SCALE/ "
+                          "($LIB_RESULTS_DIR), for the book to show beside other scales (lib.results)")
     run.set_defaults(handler=command_run)
 
     build = commands.add_parser("book", help="build the whole book into _build/html",
@@ -116,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: book/{getattr(args, 'chapter', '?')}.md failed: {error.ename}: {error.evalue}",
                   file=sys.stderr)
             return 2
+        from lib.results import RecordError
         from lib.runs import DamagedRunError
 
-        if isinstance(error, DamagedRunError):
+        if isinstance(error, (DamagedRunError, RecordError)):
             print(f"error: {error}", file=sys.stderr)
             return 2
         raise

@@ -52,10 +52,38 @@ def counts(card: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
     return table
 
 
+def at_paper_size(card: pd.DataFrame) -> pd.DataFrame:
+    """The papers' substantive claims measured at the paper's data size, each once: a claim registered at several
+    scales (the ``cpu`` page and a recorded ``full`` or ``paper`` run) counts at the largest scale that measured it
+    at the paper's data size (:data:`lib.params.SCALES` order)."""
+    from lib.params import SCALES
+
+    card = papers_claims(card)
+    card = card[(card.kind == KINDS[0]) & card.at_paper_size.astype(bool)].copy()
+    card["order"] = card.scale.map({s: i for i, s in enumerate(SCALES)})
+    card = card.sort_values("order", kind="stable")
+    return card.drop_duplicates(["chapter", "figure", "claim"], keep="last").drop(columns="order")
+
+
+def headline(card: pd.DataFrame) -> str:
+    """The scorecard's first line: how many of the papers' substantive claims were measured at the paper's data size,
+    at which scales, and how many of those reproduce or hold in trend."""
+    full = at_paper_size(card)
+    if full.empty:
+        return "No substantive claim was measured at the paper's data size."
+    agree = int(full.verdict.isin(["reproduced", "same trend"]).sum())
+    tested = int((full.verdict != "not tested").sum())
+    scales = ", ".join(f"{int((full.scale == s).sum())} at `{s}`" for s in dict.fromkeys(full.scale))
+    chapters = ", ".join(sorted(full.chapter.unique()))
+    return (f"**{len(full)} substantive claims were measured at the paper's data size** ({scales}; chapters: "
+            f"{chapters}): {agree} reproduce or hold in trend, {tested - agree} differ, {len(full) - tested} not tested "
+            f"(a precondition failed).")
+
+
 def summary_lines(card: pd.DataFrame) -> list[str]:
     """The summary, substantive claims first: how many reproduce, at the paper's data size and on subsets."""
+    lines = [headline(card)]
     card = _prepare(card)
-    lines = []
     for kind in KINDS:
         part = card[card.kind == kind]
         if part.empty:
@@ -198,7 +226,8 @@ def claims_table(card: pd.DataFrame) -> str:
     for _, r in card.iterrows():
         anchor = f"#{r.section}" if r.section else ""
         attributes = " ".join(f'data-{k}="{html.escape(str(v))}"' for k, v in
-                              (("chapter", r.chapter), ("verdict", r.verdict), ("kind", r.kind), ("size", r["size"])))
+                              (("chapter", r.chapter), ("verdict", r.verdict), ("kind", r.kind), ("size", r["size"]),
+                               ("scale", r.scale)))
         cells = [f'<a href="{html.escape(r.chapter)}.html{anchor}">{html.escape(r.chapter)}</a>',
                  html.escape(str(r.figure)), html.escape(str(r.claim)), html.escape(str(r.paper_value)),
                  html.escape(str(r.our_value)),
@@ -207,7 +236,7 @@ def claims_table(card: pd.DataFrame) -> str:
                  + (f'<div class="criterion">not tested: {html.escape(str(r.untested))}</div>'
                     if r.get("untested") else ""),
                  f'<span class="criterion">{html.escape(str(r.rule))}</span>',
-                 html.escape(str(r.data)), html.escape(r.kind)]
+                 html.escape(f"{r.data} (scale {r.scale})"), html.escape(r.kind)]
         rows.append(f"<tr {attributes}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     names = ["chapter", "figure", "claim", "paper", "ours", "verdict", "criterion", "data", "kind"]
     heads = ["chapter", "figure", "claim", "paper", "ours", "verdict", "criterion", "measured on", "kind"]
@@ -215,6 +244,7 @@ def claims_table(card: pd.DataFrame) -> str:
                + _select("verdict", "verdict", [v for v in VERDICTS if (card.verdict == v).any()])
                + _select("kind", "kind", [k for k in KINDS if (card.kind == k).any()])
                + _select("size", "measured on", [s for s in SIZES if (card["size"] == s).any()])
+               + _select("scale", "scale", list(dict.fromkeys(card.scale)))
                + '<span class="scorecard-count"></span>')
     return (STYLE + '<div class="scorecard">'
             + f'<div class="filters">{filters}</div>'

@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from lib.schemas import (ChapterParams, DatasetName, Entry, Fraction, ModelName, NonEmpty, OptimizerName,
-                         PositiveFloat, PositiveInt, PreprocessingName, Probability, Seed, _must_name,
+                         PositiveFloat, PositiveInt, PrecisionName, PreprocessingName, Probability, Seed, _must_name,
                          check_subset, schema)
 from lib.train import RunConfig
 
@@ -24,7 +24,7 @@ def masc_config(P: Mapping, spec: Mapping, p: float, seed: int) -> RunConfig:
                      corruption=p, preprocessing=spec["preprocessing"], data_seed=P["data_seed"], model=spec["model"],
                      seed=seed, optimizer=spec["optimizer"], lr=spec["lr"], momentum=spec["momentum"], lr_decay=1.0,
                      batch_size=spec["batch_size"], max_epochs=spec["max_epochs"], stop_train_acc=spec["stop_train_acc"],
-                     test_every=P["test_every"])
+                     test_every=P["test_every"], precision=spec.get("precision") or "fp32")
 
 
 # --- parameter schemas ------------------------------------------------------------------------------------------
@@ -44,6 +44,7 @@ class MascModel(Entry):
     stop_train_acc: Fraction | None
     corruption_levels: Annotated[list[Probability], NonEmpty] | None = None  # None: the chapter's levels
     paper: Annotated[list[str], NonEmpty]  # the paper's names: architecture, data set, optimizer
+    precision: PrecisionName | None = None  # bf16 autocast at `full` (None: fp32, the paper's)
 
 
 class MascDataSizes(Entry):

@@ -12,7 +12,7 @@ from typing import Annotated
 from pydantic import model_validator
 
 from lib.schemas import (ChapterParams, DatasetName, Entry, Fraction, InitName, ModelName, NoiseType, NonEmpty,
-                         PositiveFloat, PositiveInt, Probability, Seed, check_subset, schema)
+                         PositiveFloat, PositiveInt, PrecisionName, Probability, Seed, check_subset, schema)
 from lib.train import RunConfig
 
 
@@ -27,7 +27,7 @@ def theunissen_config(P: TheunissenNoise, dataset: str, noise: str, p: float, **
                   randomization=noise if p > 0 else "none", corruption=float(p) if p > 0 else 0.0,
                   preprocessing="scale", data_seed=P.data_seed, model=P.model, init=P.init, optimizer="adam",
                   lr=P.lr, lr_decay=1.0, batch_size=P.batch_size, loss="mse", max_epochs=P.max_epochs,
-                  stop_train_acc=P.stop_train_acc, test_every=P.test_every)
+                  stop_train_acc=P.stop_train_acc, test_every=P.test_every, precision=P.precision)
     return RunConfig(**{**values, **changes})
 
 
@@ -72,6 +72,7 @@ class TheunissenNoise(ChapterParams):
     probe_chunk: PositiveInt
     figure1: TheunissenFigure1
     figure4: TheunissenFigure4
+    precision: PrecisionName = "fp32"  # every run's (lib.train.RunConfig.precision); bf16 autocast at `full`
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -19,7 +19,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from lib.schemas import (BnStatisticsName, ChapterParams, DatasetName, Entry, Fraction, InitName, ModelName,
-                         NonEmpty, NonNegativeFloat, PositiveFloat, PositiveInt, Probability, Seed, _must_name,
+                         NonEmpty, NonNegativeFloat, PositiveFloat, PositiveInt, PrecisionName, Probability, Seed, _must_name,
                          check_subset, schema)
 from lib.train import RunConfig
 
@@ -89,6 +89,7 @@ class ZhangModel(Entry):
     n_train: PositiveInt | None
     lr_decay: PositiveFloat
     corruption_levels: Annotated[list[Probability], NonEmpty]
+    precision: PrecisionName | None = None  # bf16 autocast at `full` (None: fp32, the paper's)
 
 
 class ZhangDataSizes(Entry):
