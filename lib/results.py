@@ -12,7 +12,7 @@ and committed; the ``cpu`` book then shows those results beside its own re-run, 
 
 Layout (``<scale>`` = the recorded scale):
 
-- ``runs/<key>.json``: one training run under its run-cache key (:func:`lib.runs.run_key`): its configuration,
+- ``runs/<key>.json``: one training run under its run-cache key (:func:`lib.keys.run_key`): its configuration,
   summary and per-epoch history, the training code's version, when, where and in how long it was trained, and a
   SHA-256 of all that (``sha256``);
 - ``<kind>/<key>/``: a :class:`lib.cache.Store` entry (a MASC decoding, a kernel solve) copied as it is, manifest
@@ -122,7 +122,7 @@ def record_run(scale: str, trained, cache_manifest: dict | None = None) -> Path:
     """Write the run ``trained`` (a :class:`lib.train.TrainedRun`) into ``results/<scale>/runs/<key>.json``: its
     configuration, summary, history and the code version, when and where it was trained (from its run-cache
     manifest, ``cache_manifest``) and the SHA-256 of the content. Weights are not recorded."""
-    from lib.runs import code_version, run_key
+    from lib.keys import code_version, run_key
 
     key = run_key(trained.config)
     content = dict(key=key, code_version=code_version(), config=trained.config.to_dict(), summary=trained.summary,
@@ -161,7 +161,7 @@ def _check_run(path: Path, key: str, code: str) -> dict:
 
 def find_run(config) -> Path | None:
     """The store's entry of ``config``'s run at any recorded scale (``None``: not recorded). Nothing is checked."""
-    from lib.runs import run_key
+    from lib.keys import run_key
 
     key = run_key(config)
     for scale in scales_recorded():
@@ -176,7 +176,7 @@ def load_run(config):
     ``None`` if it is not recorded. A damaged or foreign entry raises :class:`RecordError`."""
     import pandas as pd
 
-    from lib.runs import code_version, run_key
+    from lib.keys import code_version, run_key
     from lib.train import TrainedRun
 
     path = find_run(config)
@@ -270,7 +270,7 @@ def chapter_record(chapter: str, scale: str) -> ChapterRecord | None:
     import pandas as pd
 
     from lib.book.claims import Claim
-    from lib.runs import code_version
+    from lib.keys import code_version
 
     path = chapter_path(scale, chapter)
     if not path.is_file():

@@ -30,7 +30,6 @@ trained as one stacked model) and hands them, with :func:`train_chunk`, to an ex
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import json
@@ -49,52 +48,12 @@ from tqdm import tqdm
 
 from lib import cluster, settings
 from lib.cache import held_locks, quarantine
+from lib.keys import KEPT_VERSIONS, PACKAGE_DIR, TRAINING_MODULES, code_version, run_key, training_digest  # noqa: F401 (lib.runs names them too)
 from lib.train import RunConfig, TrainedRun, default_device, progress_enabled, train
-
-PACKAGE_DIR = Path(__file__).resolve().parent
-#: The modules whose source determines a run's result; their digest is part of every run's key.
-TRAINING_MODULES = ("data.py", "corrupt.py", "augment.py", "models.py", "train.py", "batched.py")
-
-#: Digests of :data:`TRAINING_MODULES` whose runs keep an earlier key. Until issue 21 the key also hashed
-#: ``runs.py`` (the cache's own plumbing, which decides no result), so editing the cache retrained everything.
-#: When ``runs.py`` left the key, the six modules' digest at that moment was pinned to the version string the
-#: stored runs were keyed with, so every run kept its key. Add an entry only for an edit shown not to change
-#: results (a retrained run equal bit for bit to the stored one); any other edit gets a new key.
-KEPT_VERSIONS = {
-    "6d798a78f53f0531": "674e11421a77144b",  # issue 21: runs.py left the key; the training code as of 1e8ab9d
-    # issue 21: data.py and train.py read LIB_* through lib.settings, batched.py silences its layout warning only
-    # while it trains. Retrained with this code, 8 stored smoke runs (MLPs, LeNet, the MASC CNN, AlexNet with crops,
-    # on MNIST, Fashion-MNIST, CIFAR-10, random vectors, Theunissen's noise) gave the same history and weights bit
-    # for bit as the code before (a dropout MLP differs from run to run under either code).
-    "1f0da960cb958026": "674e11421a77144b",
-}
-
 
 def cache_dir() -> Path:
     """The run cache: ``$LIB_CACHE_DIR``, default ``<repo>/_runs`` (:func:`lib.settings.cache_dir`)."""
     return settings.cache_dir()
-
-
-def training_digest(package_dir: Path = PACKAGE_DIR) -> str:
-    """SHA-256 (16 hex digits) of the source of :data:`TRAINING_MODULES`, names and bytes, in order."""
-    digest = hashlib.sha256()
-    for name in TRAINING_MODULES:
-        digest.update(name.encode())
-        digest.update((package_dir / name).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """The version of the training code in every run key: :func:`training_digest`, or the earlier version
-    string it is pinned to in :data:`KEPT_VERSIONS`."""
-    digest = training_digest()
-    return KEPT_VERSIONS.get(digest, digest)
-
-
-def run_key(config: RunConfig) -> str:
-    payload = json.dumps(config.to_dict(), sort_keys=True) + code_version()
-    return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
 def _run_path(config: RunConfig) -> Path:

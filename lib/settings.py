@@ -118,6 +118,10 @@ def claims_dir() -> Path:
     return _folder(CLAIMS_DIR) or REPO_ROOT / "_build" / "claims"
 
 
+#: The scales of every chapter's parameters, smallest first (:mod:`lib.params`: ``params/<scale>/``).
+SCALES = ("smoke", "cpu", "full", "paper")
+
+
 def results_dir() -> Path:
     """``$LIB_RESULTS_DIR``: the committed results store (:mod:`lib.results`); default ``<repo>/results``."""
     return _folder(RESULTS_DIR) or REPO_ROOT / "results"
@@ -129,8 +133,6 @@ def record_scale() -> str | None:
     value = (_raw(RECORD) or "").strip()
     if value.lower() in OFF_WORDS:
         return None
-    from lib.params import SCALES
-
     if value not in SCALES:
         raise SettingError(f"{RECORD}={value!r} is not a scale: one of {', '.join(SCALES)}, or unset")
     return value

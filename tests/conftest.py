@@ -12,6 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Tests never read the committed results store (results/) unless they say so: a page built by a test shows only what
+# the test recorded, and the smoke scorecard counts only smoke claims. Kernels started by tests inherit this.
+import tempfile
+
+os.environ["LIB_RESULTS_DIR"] = tempfile.mkdtemp(prefix="lib-results-")
+
 
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write ``array`` (uint8) as an IDX file, gzip-compressed when the name ends in .gz."""

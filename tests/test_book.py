@@ -43,7 +43,7 @@ def test_chapters_execute_without_errors(built):
         assert not [o for o in outputs if o.output_type == "error"], chapter
     zhang = outputs_of(build_dir / "site" / "book" / "zhang-randomization.ipynb")
     charts = [o for o in zhang if "vega-embed" in o.get("data", {}).get("text/html", "")]
-    assert len(charts) == 4  # Figure 1a, 1b, 1c and the data-size panel
+    assert len(charts) == 5  # Figure 1a, 1b, 1c, the data-size panel and Figure 1c at both scales (the `full` section)
     timings = json.loads((build_dir / "timings.json").read_text())
     assert timings["scale"] == "smoke" and set(timings["seconds"]) == set(book.chapters())
     # the build says what it is doing: chapter k of n as it starts, with the book's elapsed time, and as it ends
@@ -192,7 +192,7 @@ def test_every_page_renders_in_chromium_without_network(built, tmp_path):
         if 'class="math' in page.read_text():  # equations typeset by the site's own MathJax, offline
             assert "<mjx-container" in dom and "<mjx-merror" not in dom, page.name
         if page.name == "zhang-randomization.html":
-            assert len(svgs) == 4 and dom.count("role-mark") >= 8 and "<path" in dom  # lines drawn, not just frames
+            assert len(svgs) == 5 and dom.count("role-mark") >= 8 and "<path" in dom  # lines drawn, not just frames
         for target in re.findall(r'(?:href|src)="([^"#?]+)[^"]*"', dom):
             if target.startswith(("http:", "https:", "mailto:", "data:", "javascript:", "file:")):
                 continue

@@ -121,9 +121,20 @@ def test_scorecard_counts_split_by_kind_and_data_size():
     assert counts.loc[("substantive", "paper's data size"), "differs"] == 1
     assert counts.loc[("by construction", "subset"), "reproduced"] == 1 and counts.total.sum() == 5
     lines = sc.summary_lines(card)
-    assert lines[0].startswith("**3 substantive claims of the papers**") and "1 not tested" in lines[0]
+    # the headline counts what was measured at the paper's data size: claim b alone, which differs
+    assert lines[0].startswith("**1 substantive claims were measured at the paper's data size** (1 at `cpu`")
+    assert "0 reproduce or hold in trend, 1 differ, 0 not tested" in lines[0]
+    assert lines[1].startswith("**3 substantive claims of the papers**") and "1 not tested" in lines[1]
     assert any("checks of our own implementation" in line for line in lines)
     assert set(sc.papers_claims(card).claim) == {"a", "b", "c", "d"}
+    # the same claim recorded at `full` too counts once, at the larger scale, with that scale's verdict
+    full = ClaimBook("ch", "full", data=(60_000, 60_000), paper="P")
+    full.value(figure="T", claim="b", paper_value=10.0, ours=10.2, tolerance=1.0)
+    both = pd.concat([card, pd.DataFrame([asdict(c) for c in full.claims])], ignore_index=True)
+    counted = sc.at_paper_size(both)
+    assert list(counted.scale) == ["full"] and list(counted.verdict) == ["reproduced"]
+    assert sc.headline(both).startswith("**1 substantive claims were measured at the paper's data size** (1 at `full`")
+    assert "1 reproduce or hold in trend, 0 differ" in sc.headline(both)
     numeric = sc.numeric_claims(card).set_index("claim")
     assert numeric.loc["a", "offset"] == 0.5 and numeric.loc["b", "offset"] == 20.0 and numeric.loc["b", "shown"] == 10
     html = sc.claims_table(card)

@@ -13,7 +13,7 @@ def test_chapter_executes_at_smoke_scale(tmp_path, monkeypatch):
     monkeypatch.setenv("LIB_CLAIMS_DIR", str(tmp_path / "claims"))
     out = tmp_path / "weng-layer-robustness.ipynb"
     outputs, charts, _ = execute_chapter_outputs("weng-layer-robustness", out, "-p scale smoke")
-    assert len(charts) == 3  # FC heatmaps, conv heatmap, Weng's variants
+    assert len(charts) == 4  # FC heatmaps, conv heatmap, Weng's variants, re-initialization at both scales
     markdown = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in outputs)
     assert "re-randomized accuracy per layer" in markdown and "first layer reset to τ = 0" in markdown
     assert "Not tested (a precondition failed at this scale)" in markdown  # the closing is written from the verdicts

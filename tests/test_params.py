@@ -149,7 +149,7 @@ def test_a_bad_value_names_its_key_value_and_what_is_allowed(chapter, overrides,
 
 
 def test_unknown_scale_and_missing_file():
-    with pytest.raises(ValueError, match="unknown scale 'huge'; choose one of smoke, cpu, paper"):
+    with pytest.raises(ValueError, match="unknown scale 'huge'; choose one of smoke, cpu, full, paper"):
         load_params("zhang-randomization", "huge")
     with pytest.raises(FileNotFoundError, match="no-such-chapter.yaml does not exist"):
         load_params("no-such-chapter", "smoke")

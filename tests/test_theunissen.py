@@ -9,7 +9,7 @@ from lib.book.claims import Claim
 from lib.data import SIZES, SPLIT_SIZES
 from lib.params import load_params
 
-FIGURES = 7  # Figures 1-7, one chart each
+FIGURES = 8  # Figures 1-7, one chart each, and Figure 2 at both scales (the `full` section)
 
 
 def test_chapter_executes_at_smoke_scale_with_all_seven_figures(tmp_path, monkeypatch):

@@ -136,6 +136,7 @@ class Chapter:
         self.claims = ClaimBook(name, scale, data=data, paper=paper, section_of=self.current_section)
         self.published: dict[str, pd.DataFrame] = {}
         self.records: dict = {}
+        self.refused: dict[str, str] = {}  # scale -> why its record was refused (lib.results.RecordError)
         self._started = time.perf_counter()
 
     def publish(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -148,13 +149,21 @@ class Chapter:
         """What this chapter recorded at ``scale`` in the results store (:class:`lib.results.ChapterRecord`), its
         claims adopted into this page's claims (at their own scale); ``None`` when nothing is recorded there, or when
         this page is that scale (it computes its own). A damaged or foreign record raises
-        :class:`lib.results.RecordError`."""
+        :class:`lib.results.RecordError`, which is warned about and kept in :attr:`refused` (the page says why);
+        the record is then ``None``."""
         from lib import results
 
         if scale == self.scale:
             return None
         if scale not in self.records:
-            record = results.chapter_record(self.name, scale)
+            try:
+                record = results.chapter_record(self.name, scale)
+            except results.RecordError as error:  # refused: the page says so (recorded.intro) and shows nothing of it
+                import warnings
+
+                warnings.warn(str(error), stacklevel=2)
+                self.refused[scale] = str(error)
+                record = None
             if record is not None:
                 self.claims.adopt(record.claims)
             self.records[scale] = record

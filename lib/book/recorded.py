@@ -25,6 +25,8 @@ def intro(record: results.ChapterRecord | None, ch, scale: str = "full") -> str:
     if ch.scale == scale:
         return (f"This page *is* the `{scale}` scale: its runs and claims above are the ones the `cpu` page shows "
                 f"from the results store once recorded with `python -m lib run {ch.name} --scale {scale} --record`.")
+    if record is None and scale in getattr(ch, "refused", {}):
+        return (f"**The recorded `{scale}` results were refused**, so none is shown: {ch.refused[scale]}")
     if record is None:
         return (f"Nothing is recorded at scale `{scale}` for this chapter in the results store "
                 f"(`{results.chapter_path(scale, ch.name).relative_to(results.results_dir().parent)}` does not exist). "
@@ -33,6 +35,25 @@ def intro(record: results.ChapterRecord | None, ch, scale: str = "full") -> str:
     return (f"The `{scale}` results below were not trained by this build: they come from the results store, "
             f"{record.provenance()}. Every run was trained with this checkout's training code (the store refuses "
             "an entry recorded with other code).")
+
+
+def changes(chapter: str, scale: str = "full") -> str:
+    """Markdown: what ``scale`` changes from the paper's protocol for ``chapter``, read from the comment that opens
+    ``params/<scale>/<chapter>.yaml`` (the one place it is written), with the file's path; empty when the chapter
+    has no file of its own there."""
+    from lib.params import PARAMS_DIR, own_scale_file
+
+    if not own_scale_file(chapter, scale):
+        return ""
+    path = PARAMS_DIR / scale / f"{chapter}.yaml"
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line[2:] if line.startswith("# ") else line[1:])
+    text = "\n".join(lines).strip()
+    text = text.replace("\n- ", "\n\n- ", 1)  # the first item opens a list after the paragraph
+    return f"From `params/{scale}/{chapter}.yaml`: {text}"
 
 
 def runs_table(record: results.ChapterRecord | None) -> pd.DataFrame | None:
