@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 
 from conftest import execute_chapter_outputs
 from lib.book.claims import Claim
@@ -47,3 +49,26 @@ def test_chapter_executes_at_smoke_scale_with_all_seven_figures(tmp_path, monkey
     markdown = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in outputs)
     untested = sum(c.verdict == "not tested" for c in claims)
     assert f"**Not tested (a precondition failed at this scale)**, {untested} of {len(claims)}" in markdown
+
+
+def test_chapter_executes_on_the_full_scales_smaller_grid(tmp_path, monkeypatch):
+    """The `full` scale's grid (one data set, one noise type) at smoke sizes: what needs a data set or noise type the
+    grid lacks is not drawn and its claims are not tested, saying why; nothing fails or prints NaN."""
+    monkeypatch.setenv("LIB_CACHE_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("LIB_CLAIMS_DIR", str(tmp_path / "claims"))
+    full = load_params("theunissen-noise", "full")
+    grid = {key: list(full[key]) for key in ("datasets", "noise_types", "corruption_levels")}
+    assert grid["datasets"] == ["mnist"] and "gaussian_input" not in grid["noise_types"]  # what this test is about
+    out = tmp_path / "theunissen-full-grid.ipynb"
+    overrides = "-y " + shlex.quote("overrides: " + json.dumps(grid))  # JSON is YAML
+    outputs, charts, text = execute_chapter_outputs("theunissen-noise", out, "-p scale smoke", overrides)
+    assert len(charts) == FIGURES - 2  # Figures 6 and 7 are Fashion-MNIST's
+    assert "Figure 6 is not drawn" in text and "Figure 7 is not drawn" in text
+    assert "Fashion-MNIST is not in this scale's grid" in text and not re.search(r"\bnan\b", text, re.IGNORECASE)
+    claims = [Claim(**c) for c in json.loads((tmp_path / "claims" / "smoke" / "theunissen-noise.json").read_text())]
+    assert len(claims) == 13 and all(c.recompute() == c.verdict for c in claims)
+    lacking = {c.claim: c for c in claims if "in the grid" in c.untested}
+    assert len(lacking) == 5 and {c.figure for c in lacking.values()} == {"Figure 2", "Figure 6", "Figures 5, 7", "Figure 7"}
+    assert all(c.verdict == "not tested" for c in lacking.values())
+    assert not [c.our_value for c in claims if re.search(r"\bnan\b", c.our_value, re.IGNORECASE)]
+    assert sum("Fashion-MNIST in the grid" in c.untested for c in claims) == 2

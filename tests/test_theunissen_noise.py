@@ -150,6 +150,25 @@ def test_input_noise_difference_leaves_out_the_shared_clean_run():
     assert noise.input_noise_difference(gap_results(0.0)).tolist() == [0.0, 0.0]
 
 
+def test_figure2_helpers_on_a_grid_without_some_noise_types():
+    """A smaller grid (the `full` scale's: label noise only) gives empty frames or NaN, never an error."""
+    label_only = gap_results()[lambda f: f.noise == LABEL]
+    rises = noise.input_noise_rises(label_only)
+    assert rises.empty and list(rises.index.names) == ["dataset", "noise"] and "max_low_rise" in rises.columns
+    assert math.isnan(rises.max_low_rise.max())
+    assert noise.input_noise_difference(label_only).isna().all()
+    no_label = gap_results()[lambda f: f.noise != LABEL]
+    fits = noise.label_noise_fits(no_label)
+    assert fits.empty and {"r2", "slope", "gap_first"} <= set(fits.columns) and math.isnan(fits.r2.min())
+    # Gaussian alone: its rows only; label noise's rise where the data set has it, NaN where it does not
+    gaussian_and_label = gap_results()[lambda f: f.noise != STRUCT]
+    rises = noise.input_noise_rises(gaussian_and_label)
+    assert list(rises.index) == [("MNIST", GAUSS), ("Fashion-MNIST", GAUSS)]
+    assert rises.label_rise_below_one.tolist() == pytest.approx([0.8 * 0.75] * 2)
+    assert noise.input_noise_rises(no_label[lambda f: f.noise == GAUSS]).label_rise_below_one.isna().all()
+    assert noise.input_noise_difference(gaussian_and_label).isna().all()
+
+
 # --- Figures 3 and 6 --------------------------------------------------------------------------------------------
 
 def cosine_layers(onsets: dict) -> pd.DataFrame:
@@ -247,6 +266,10 @@ def test_polarization_halves_and_what_is_read_from_them():
     assert lower.all()  # Gaussian's early half (0.6 + 0.02 k) is above label's (0.3 + 0.04 k) and structured's
     other = noise.polarization_halves(interior, parts=("early half", "late half"))
     assert other["mean (early half)"].tolist() == summary["mean (early layers)"].tolist()
+    # a grid without Gaussian input corruption has nothing to compare against; without structured, label only
+    assert noise.lower_early_than_gaussian(summary.drop(index=GAUSS, level="noise")).empty
+    assert list(noise.lower_early_than_gaussian(summary.drop(index=STRUCT, level="noise")).index) == [
+        (d, LABEL) for d in summary.index.get_level_values(0).unique()]
 
 
 def test_grid_layer_metrics_probe_every_selected_network(monkeypatch):

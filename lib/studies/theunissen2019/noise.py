@@ -123,14 +123,18 @@ def linear_fit(frame: pd.DataFrame) -> tuple[float, float]:
 def label_noise_fits(results: pd.DataFrame) -> pd.DataFrame:
     """Per data set (in order of appearance), the label-noise curve of Figure 2: ``slope`` and ``r2`` of
     :func:`linear_fit`, the gap at the first (``gap_first``) and last (``gap_last``) level and that level (``P_last``).
-    ``results`` is :func:`selected_networks`."""
+    ``results`` is :func:`selected_networks`. A data set without label-noise networks has no row (a grid without label
+    noise gives an empty frame with these columns)."""
     rows = []
     for dataset, part in results.groupby("dataset", sort=False):
         label = part[part.noise == NOISE_NAMES["label_noise"]]
+        if label.empty:
+            continue
         slope, r2 = linear_fit(label)
         rows.append(dict(dataset=dataset, slope=slope, r2=r2, gap_first=label.gap.iloc[0],
                          gap_last=label.gap.iloc[-1], P_last=label.P.iloc[-1]))
-    return pd.DataFrame(rows).set_index("dataset")
+    columns = ["dataset", "slope", "r2", "gap_first", "gap_last", "P_last"]
+    return pd.DataFrame(rows, columns=columns).set_index("dataset")
 
 
 def input_noise_rises(results: pd.DataFrame, tolerance: float = 0.05, low: float = 0.5) -> pd.DataFrame:
@@ -139,26 +143,36 @@ def input_noise_rises(results: pd.DataFrame, tolerance: float = 0.05, low: float
     Columns: ``harmless_until``, the largest *P* up to which the gap stays within ``tolerance`` of *P* = 0 at every
     level; ``below_one``, the largest level 0 < *P* < 1 (the largest level where there is none); ``rise_below_one``
     there, and label noise's rise at the same level (``label_rise_below_one``); ``rise_at_one`` (NaN without a level
-    *P* = 1); ``max_low_rise``, the largest rise over 0 < *P* ≤ ``low`` (NaN without such a level)."""
+    *P* = 1); ``max_low_rise``, the largest rise over 0 < *P* ≤ ``low`` (NaN without such a level).
+
+    Only the (data set, input noise) curves ``results`` holds have a row (a grid without input noise gives an empty
+    frame with these columns); ``label_rise_below_one`` is NaN where the data set has no label-noise curve, or none at
+    that level."""
     rows = []
     for dataset, part in results.groupby("dataset", sort=False):
-        label = part[part.noise == NOISE_NAMES["label_noise"]]
+        label = part[part.noise == NOISE_NAMES["label_noise"]].set_index("P").gap
+        label_rise = label - label.iloc[0] if not label.empty else label
         for noise in INPUT_NOISES:
             curve = part[part.noise == NOISE_NAMES[noise]].set_index("P").gap
+            if curve.empty:
+                continue
             rise = curve - curve.iloc[0]
             harmless = [p for p in curve.index if (rise.loc[:p] <= tolerance).all()]
             below_one = max([p for p in curve.index if 0 < p < 1], default=curve.index.max())
             rows.append(dict(dataset=dataset, noise=NOISE_NAMES[noise], harmless_until=max(harmless),
                              below_one=below_one, rise_below_one=rise.loc[below_one],
-                             label_rise_below_one=(label.set_index("P").gap - label.gap.iloc[0]).loc[below_one],
+                             label_rise_below_one=float(label_rise.get(below_one, float("nan"))),
                              rise_at_one=rise.loc[1.0] if 1.0 in rise.index else float("nan"),
                              max_low_rise=float(rise[(rise.index > 0) & (rise.index <= low)].max())))
-    return pd.DataFrame(rows).set_index(["dataset", "noise"])
+    columns = ["dataset", "noise", "harmless_until", "below_one", "rise_below_one", "label_rise_below_one",
+               "rise_at_one", "max_low_rise"]
+    return pd.DataFrame(rows, columns=columns).set_index(["dataset", "noise"])
 
 
 def input_noise_difference(results: pd.DataFrame) -> pd.Series:
     """Per data set, the mean |difference| between the Gaussian and the structured input-noise gaps over *P* > 0
-    (Figure 2: the two affect generalization alike; at *P* = 0 both are the same clean run)."""
+    (Figure 2: the two affect generalization alike; at *P* = 0 both are the same clean run). NaN for a data set
+    without both input-noise curves (or without a level *P* > 0); an empty Series for empty ``results``."""
     differences = {}
     for dataset, part in results.groupby("dataset", sort=False):
         gauss = part[part.noise == NOISE_NAMES["gaussian_input"]].set_index("P").gap
@@ -208,7 +222,8 @@ def onset_trends(onsets: pd.DataFrame) -> pd.DataFrame:
 
 
 def mean_onset(onsets: pd.DataFrame) -> pd.Series:
-    """Per data set, the mean over its noise types of the mean onset over *P* (Figure 6: later on Fashion-MNIST)."""
+    """Per data set, the mean over its noise types of the mean onset over *P* (Figure 6: later on Fashion-MNIST).
+    Only the data sets of ``onsets`` have a value: read a data set the grid may lack with ``.get(name, nan)``."""
     datasets = list(dict.fromkeys(onsets.index.get_level_values("dataset")))
     return pd.Series({d: onsets.loc[d].mean(axis=1).mean() for d in datasets}, dtype=float)
 
@@ -272,11 +287,15 @@ def later_more_polarized(summary: pd.DataFrame, parts: tuple[str, str] = ("early
 def lower_early_than_gaussian(summary: pd.DataFrame, noises: Mapping[str, str] = NOISE_NAMES) -> pd.Series:
     """Per (data set, label or structured corruption), whether its earlier half of the layers is less polarized than
     under Gaussian input corruption (Section 4.3: class-related input structure lowers early polarization).
-    ``summary`` is :func:`polarization_halves` with the chapter's names of the noises (``noises``)."""
+    ``summary`` is :func:`polarization_halves` with the chapter's names of the noises (``noises``). Only the pairs
+    whose data set has both that noise and Gaussian input corruption have a row (a grid without Gaussian input
+    corruption gives an empty Series)."""
     early = summary["mean (early layers)"]
     rows = {}
     for dataset in summary.index.get_level_values(0).unique():
+        gaussian = (dataset, noises["gaussian_input"])
         for noise in ("label_noise", "structured_input"):
-            rows[(dataset, noises[noise])] = bool(early.loc[(dataset, noises[noise])]
-                                                  < early.loc[(dataset, noises["gaussian_input"])])
+            if gaussian not in early.index or (dataset, noises[noise]) not in early.index:
+                continue
+            rows[(dataset, noises[noise])] = bool(early.loc[(dataset, noises[noise])] < early.loc[gaussian])
     return pd.Series(rows, name="lower", dtype=bool)
