@@ -126,7 +126,7 @@ def record_run(scale: str, trained, cache_manifest: dict | None = None) -> Path:
 
     key = run_key(trained.config)
     content = dict(key=key, code_version=code_version(), config=trained.config.to_dict(), summary=trained.summary,
-                   history=trained.history.to_dict(orient="list"))
+                   history=trained.history.to_dict(orient="split", index=False))  # columns in order, values exact
     manifest = cache_manifest or {}
     provenance = dict(trained=manifest.get("written"), trained_on=manifest.get("host"),
                       train_seconds=trained.summary.get("train_seconds"), recorded=_now(), machine=hardware())
@@ -183,7 +183,8 @@ def load_run(config):
     if path is None:
         return None
     payload = _check_run(path, run_key(config), code_version())
-    return TrainedRun(config, pd.DataFrame(payload["history"]), payload["summary"], {}, None, {})
+    history = payload["history"]
+    return TrainedRun(config, pd.DataFrame(history["data"], columns=history["columns"]), payload["summary"], {}, None, {})
 
 
 def run_provenance(config) -> dict | None:
@@ -217,10 +218,17 @@ def chapter_path(scale: str, chapter: str) -> Path:
     return results_dir() / scale / CHAPTERS / f"{chapter}.json"
 
 
+def frame_payload(frame) -> dict:
+    """A published frame as JSON (``{"columns": [...], "data": [[...], ...]}``, the index dropped, floats to 15
+    digits): lists keep the column order that the store's sorted keys would lose. :func:`chapter_record` reads it
+    back as a DataFrame."""
+    return json.loads(frame.to_json(orient="split", index=False, double_precision=15))
+
+
 def record_chapter(scale: str, chapter: str, *, claims: list[dict], frames: dict, runs: list[str],
                    seconds: float, overrides: dict | None = None) -> Path:
     """Write ``results/<scale>/chapters/<chapter>.json``: the chapter's claims at ``scale``, the frames it published
-    (name → records), the run keys it used, its execution time and the machine, with a SHA-256 of the content."""
+    (name → :func:`frame_payload`), the run keys it used, its execution time and the machine, with a SHA-256 of the content."""
     content = dict(chapter=chapter, scale=scale, claims=claims, frames=frames, runs=sorted(set(runs)),
                    overrides=dict(overrides or {}))
     provenance = dict(recorded=_now(), seconds=round(float(seconds), 1), machine=hardware())
@@ -296,7 +304,7 @@ def chapter_record(chapter: str, scale: str) -> ChapterRecord | None:
             runs[key] = _check_run(entry, key, code).get("provenance", {})
         except RecordError as error:
             raise _refuse(path, f"run {key}, which it used, is refused ({error})", _rerecord(scale, chapter)) from None
-    frames = {name: pd.DataFrame(records) for name, records in content["frames"].items()}
+    frames = {name: pd.DataFrame(frame["data"], columns=frame["columns"]) for name, frame in content["frames"].items()}
     provenance = payload.get("provenance", {})
     return ChapterRecord(chapter, scale, path, [Claim(**c) for c in content["claims"]], frames, runs,
                          provenance.get("recorded", ""), float(provenance.get("seconds", 0.0)),

@@ -35,7 +35,9 @@ def test_key_changes_with_any_field_and_with_the_code(monkeypatch):
     for change in ({"lr": 0.1}, {"seed": 1}, {"corruption": 0.2}, {"n_train": 129}):
         keys.add(runs.run_key(RunConfig(**{**CONFIG.to_dict(), **change})))
     assert len(keys) == 5
-    monkeypatch.setattr(runs, "code_version", lambda: "another-version-of-lib")
+    import lib.keys
+
+    monkeypatch.setattr(lib.keys, "code_version", lambda: "another-version-of-lib")  # the key's own module
     assert runs.run_key(CONFIG) not in keys
 
 

@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import pandas as pd
 
-import json
-from dataclasses import asdict
 
 from lib.book.claims import ClaimBook
 from lib.book.opening import Opening, open_chapter
@@ -185,8 +184,7 @@ class Chapter:
         if settings.record_scale() == self.scale:
             own = [c for c in self.claims.claims if c.scale == self.scale]
             results.record_chapter(self.scale, self.name, claims=[asdict(c) for c in own],
-                                   frames={name: json.loads(frame.to_json(orient="records", double_precision=15))
-                                           for name, frame in self.published.items()},
+                                   frames={name: results.frame_payload(frame) for name, frame in self.published.items()},
                                    runs=list(USED_RUNS), seconds=time.perf_counter() - self._started,
                                    overrides=self.overrides)
         if self.opening is not None:
