@@ -163,3 +163,39 @@ def test_the_committed_store_is_readable_by_this_checkout(monkeypatch):
     if (committed / "full").is_dir():  # issue 20: the four chapters recorded at the papers' data sizes
         assert {p.stem for p in chapters if p.parent.parent.name == "full"} >= {
             "zhang-randomization", "masc-decoding", "theunissen-noise", "weng-layer-robustness"}
+
+
+def test_a_chapter_built_from_the_store_trains_nothing_and_shows_the_recorded_scale(tmp_path, monkeypatch):
+    """Record zhang-randomization at smoke into a store that also holds the committed `full` record, then build the
+    page again from a fresh (empty) run cache: no run is started, and the page shows the `full` results and claims
+    from the store beside its own."""
+    from conftest import execute_chapter_outputs
+
+    committed = Path(__file__).resolve().parents[1] / "results"
+    store = tmp_path / "results"
+    store.mkdir()
+    if (committed / "full").is_dir():
+        import shutil
+
+        shutil.copytree(committed / "full", store / "full")
+    monkeypatch.setenv("LIB_RESULTS_DIR", str(store))
+    monkeypatch.setenv("LIB_CLAIMS_DIR", str(tmp_path / "claims"))
+    monkeypatch.setenv("LIB_CACHE_DIR", str(tmp_path / "cache-a"))
+    monkeypatch.setenv("LIB_RECORD", "smoke")
+    execute_chapter_outputs("zhang-randomization", tmp_path / "first.ipynb", "-p scale smoke")
+    recorded = results.chapter_record("zhang-randomization", "smoke")
+    assert recorded.runs and {"figure1c", "table1"} <= set(recorded.frames)
+
+    monkeypatch.delenv("LIB_RECORD")
+    fresh = tmp_path / "cache-b"
+    monkeypatch.setenv("LIB_CACHE_DIR", str(fresh))
+    outputs, charts, text = execute_chapter_outputs("zhang-randomization", tmp_path / "second.ipynb", "-p scale smoke")
+    assert not list(fresh.glob("*/config.json")) and not (fresh / ".finished.log").exists()  # no run started
+    assert not list(fresh.rglob("*.pt"))  # not even a checkpoint of a started run
+    claims = json.loads((tmp_path / "claims" / "smoke" / "zhang-randomization.json").read_text())
+    assert [c["verdict"] for c in claims if c["scale"] == "smoke"] == [c.verdict for c in recorded.claims]
+    if (store / "full").is_dir():
+        markdown = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in outputs)
+        assert "were not trained by this build" in markdown and "results/full/chapters/zhang-randomization.json" in markdown
+        full = results.chapter_record("zhang-randomization", "full")
+        assert [c["verdict"] for c in claims if c["scale"] == "full"] == [c.verdict for c in full.claims]
