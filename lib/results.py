@@ -263,9 +263,10 @@ class ChapterRecord:
 
     def provenance(self) -> str:
         """One sentence: where this came from, when, on what, in how long."""
-        path = self.path.relative_to(self.path.parents[2]) if len(self.path.parents) > 2 else self.path
-        hours = self.train_seconds() / 3600
-        trained = f"{len(self.runs)} training runs ({hours:.1f} h of training)" if self.runs else "no training runs"
+        path = self.path.relative_to(self.path.parents[3]) if len(self.path.parents) > 3 else self.path
+        minutes = self.train_seconds() / 60
+        spent = f"{minutes / 60:.1f} h" if minutes >= 120 else f"{minutes:.0f} min"
+        trained = f"{len(self.runs)} training runs ({spent} of training)" if self.runs else "no training runs"
         return (f"`{path}`, recorded {self.recorded[:10]} on {describe(self.machine)}: {trained}, and "
                 f"{self.seconds / 60:.0f} min to execute the chapter on the stored runs")
 
