@@ -5,7 +5,7 @@ Scales (same code, different sizes):
 
 - ``smoke``: every chapter in under 60 s on 2 CPU cores (tests and CI);
 - ``cpu``: the default book, every chapter under 10 minutes on 2 cores, every phenomenon visible;
-- ``full``: the papers' own data sizes with CPU-affordable choices (bf16 autocast, fewer seeds or levels, an epoch
+- ``full``: the papers' own data sizes with CPU-affordable choices (fewer seeds or levels, an epoch
   cap), run once on a CPU and recorded in the committed results store (:mod:`lib.results`); a chapter without a
   ``params/full/`` file is at ``full`` what it is at ``cpu`` (its ``cpu`` scale already uses what fits);
 - ``paper``: the paper's own protocol, meant for a GPU: the base file as it is.

@@ -44,7 +44,7 @@ class MascModel(Entry):
     stop_train_acc: Fraction | None
     corruption_levels: Annotated[list[Probability], NonEmpty] | None = None  # None: the chapter's levels
     paper: Annotated[list[str], NonEmpty]  # the paper's names: architecture, data set, optimizer
-    precision: PrecisionName | None = None  # bf16 autocast at `full` (None: fp32, the paper's)
+    precision: PrecisionName | None = None  # bf16 autocast where a CPU or GPU gains by it (None: fp32, the paper's)
 
 
 class MascDataSizes(Entry):

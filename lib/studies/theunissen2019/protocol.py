@@ -72,7 +72,7 @@ class TheunissenNoise(ChapterParams):
     probe_chunk: PositiveInt
     figure1: TheunissenFigure1
     figure4: TheunissenFigure4
-    precision: PrecisionName = "fp32"  # every run's (lib.train.RunConfig.precision); bf16 autocast at `full`
+    precision: PrecisionName = "fp32"  # every run's (lib.train.RunConfig.precision)
 
     @model_validator(mode="after")
     def _consistent(self):

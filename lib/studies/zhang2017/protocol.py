@@ -89,7 +89,7 @@ class ZhangModel(Entry):
     n_train: PositiveInt | None
     lr_decay: PositiveFloat
     corruption_levels: Annotated[list[Probability], NonEmpty]
-    precision: PrecisionName | None = None  # bf16 autocast at `full` (None: fp32, the paper's)
+    precision: PrecisionName | None = None  # bf16 autocast where a CPU or GPU gains by it (None: fp32, the paper's)
 
 
 class ZhangDataSizes(Entry):
