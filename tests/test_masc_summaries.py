@@ -421,6 +421,31 @@ def test_figure_3_induced_memorization():
     assert sorted(clean.corruption) == [0.5, 1.0] and set(clean.value) == {0.9}  # the clean model's, at every p > 0
 
 
+
+def test_a_clean_only_grid_has_no_induced_jobs_figure_3_or_references():
+    # the full scale's grid: degree 0 only, so nothing to corrupt the clean models' labels with afterwards
+    P = load_params("masc-decoding", "full")
+    assert [p for p in P.corruption_levels if p > 0] == []
+    entries, _ = summaries.model_entries(P, available=lambda name: True)
+    configs = summaries.grid_configs(P, entries)
+    jobs = summaries.decoding_jobs(P, configs, entries, list(P.models), list(P.extra_models))
+    assert jobs and not [k for _, _, k in jobs if k["subspaces"][0].startswith("corrupted:")]
+    # what decode_grid and model_summary give on such a grid: the decodings() frame and per_model at p = 0 alone
+    accuracy = decodings()
+    accuracy = accuracy[(accuracy.corruption == 0.0) & ~accuracy.subspace.str.startswith("corrupted:")]
+    per_model = per_model_frame()
+    per_model = per_model[per_model.corruption == 0.0]
+    fig3 = summaries.induced_frame(accuracy)
+    assert fig3.empty
+    summary = summaries.induced_summary(fig3, per_model)
+    assert summary.empty and list(summary.columns) == ["model", "corruption", "memorized", "test", "clean_test"]
+    refs = summaries.model_references(per_model, ["M1", "M2"], {"model test accuracy": "test"})
+    assert len(refs) == 2
+    clean = summaries.clean_references(refs, list(P.corruption_levels))
+    assert clean.empty and set(clean.columns) == set(refs.columns)
+    none = summaries.model_references(per_model, ["not in the grid"], {"model test accuracy": "test"})
+    assert none.empty and list(none.columns) == ["model", "corruption", "reference", "value"]
+
 def test_early_stopping_frame():
     fig1 = _figure1()
     fig2 = fig1.assign(set=fig1.set.map({"test": "test (true subspaces)", "corrupted train": "x"}))

@@ -262,7 +262,8 @@ def decoding_jobs(P, configs: Mapping, entries: Mapping, main_models: Sequence[s
 
     - every main model at every degree of ``P.corruption_levels``, with corrupted and true labels (Figures 1, 2,
       5, 6, 16, 17); ``P.variance_model`` at each of ``P.variances`` (appendix A.12), the others at 99%;
-    - the clean models (p = 0) with labels corrupted afterwards at every p > 0 (section 6, Figures 3 and 18);
+    - the clean models (p = 0) with labels corrupted afterwards at every p > 0 (section 6, Figures 3 and 18; none
+      when the grid has no p > 0);
     - the random initialization of every main model at each of ``P.control_levels`` (appendix A.6, Figures 9, 10);
     - the extra models of an optimizer pair at their own degrees, with corrupted labels (appendix A.10).
     """
@@ -273,7 +274,7 @@ def decoding_jobs(P, configs: Mapping, entries: Mapping, main_models: Sequence[s
             for name in main_models for p in levels for seed in seeds]
     induced = [(dict(model=name, corruption=0.0, seed=seed), configs[name, 0.0, seed],
                 dict(subspaces=tuple(f"corrupted:{p}" for p in levels if p > 0)))
-               for name in main_models for seed in seeds if 0.0 in levels]
+               for name in main_models for seed in seeds if 0.0 in levels and any(p > 0 for p in levels)]
     control = [(dict(model=name, corruption=p, seed=seed), configs[name, p, seed],
                 dict(subspaces=("corrupted", "true"), random_init=True))
                for name in main_models for p in P.control_levels if p in levels for seed in seeds]
@@ -307,12 +308,13 @@ def layer_order(frame: pd.DataFrame) -> list[str]:
 def model_references(per_model: pd.DataFrame, names: Sequence[str], which: Mapping[str, str],
                      corruption_column: str = "corruption") -> pd.DataFrame:
     """The models' own accuracies as a figure's dashed lines: one row per model of ``names``, degree and entry of
-    ``which`` (label → column of :func:`model_summary`), with ``model``, the degree, ``reference`` and ``value``."""
+    ``which`` (label → column of :func:`model_summary`), with ``model``, the degree, ``reference`` and ``value`` (no
+    rows, same columns, when none of ``names`` is in ``per_model``)."""
     rows = []
     for _, r in per_model[per_model.name.isin(names)].iterrows():
         for label, column in which.items():
             rows.append({"model": r["name"], corruption_column: r.corruption, "reference": label, "value": r[column]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["model", corruption_column, "reference", "value"])
 
 
 def trained_decodings(accuracy: pd.DataFrame) -> pd.DataFrame:
@@ -394,9 +396,12 @@ def induced_frame(accuracy: pd.DataFrame) -> pd.DataFrame:
 
 def clean_references(references: pd.DataFrame, levels: Sequence[float]) -> pd.DataFrame:
     """Figure 3's dashed lines: the clean models' (p = 0) rows of ``references`` (:func:`model_references`), repeated
-    under each degree p > 0 of ``levels`` the labels are corrupted with afterwards."""
+    under each degree p > 0 of ``levels`` the labels are corrupted with afterwards; no rows (same columns) when
+    ``levels`` has no p > 0."""
     clean = references[references.corruption == 0.0].drop(columns="corruption")
-    return pd.concat([clean.assign(corruption=p) for p in levels if p > 0], ignore_index=True)
+    repeated = [clean.assign(corruption=p) for p in levels if p > 0]
+    return (pd.concat(repeated, ignore_index=True) if repeated
+            else clean.iloc[0:0].assign(corruption=pd.Series(dtype=float)).reset_index(drop=True))
 
 
 def induced_summary(figure3: pd.DataFrame, per_model: pd.DataFrame) -> pd.DataFrame:
