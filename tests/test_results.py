@@ -159,10 +159,14 @@ def test_the_committed_store_is_readable_by_this_checkout(monkeypatch):
     chapters = sorted(committed.glob("*/chapters/*.json"))
     for path in chapters:
         record = results.chapter_record(path.stem, path.parent.parent.name)
-        assert record.claims and record.runs is not None, path
-    if (committed / "full").is_dir():  # issue 20: the four chapters recorded at the papers' data sizes
-        assert {p.stem for p in chapters if p.parent.parent.name == "full"} >= {
-            "zhang-randomization", "masc-decoding", "theunissen-noise", "weng-layer-robustness"}
+        assert record.claims and record.runs, path
+        for key in record.runs:  # each run it used loads as the run of its own configuration
+            config = RunConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in json.loads(results.run_path(record.scale, key).read_text())["config"].items()})
+            assert runs.run_key(config) == key and results.load_run(config) is not None, (path, key)
+    # issue 20: the four chapters recorded at the papers' data sizes
+    assert {p.stem for p in chapters if p.parent.parent.name == "full"} >= {
+        "zhang-randomization", "masc-decoding", "theunissen-noise", "weng-layer-robustness"}
 
 
 def test_a_chapter_built_from_the_store_trains_nothing_and_shows_the_recorded_scale(tmp_path, monkeypatch):
@@ -171,13 +175,12 @@ def test_a_chapter_built_from_the_store_trains_nothing_and_shows_the_recorded_sc
     from the store beside its own."""
     from conftest import execute_chapter_outputs
 
+    import shutil
+
     committed = Path(__file__).resolve().parents[1] / "results"
     store = tmp_path / "results"
     store.mkdir()
-    if (committed / "full").is_dir():
-        import shutil
-
-        shutil.copytree(committed / "full", store / "full")
+    shutil.copytree(committed / "full", store / "full")
     monkeypatch.setenv("LIB_RESULTS_DIR", str(store))
     monkeypatch.setenv("LIB_CLAIMS_DIR", str(tmp_path / "claims"))
     monkeypatch.setenv("LIB_CACHE_DIR", str(tmp_path / "cache-a"))
@@ -194,8 +197,7 @@ def test_a_chapter_built_from_the_store_trains_nothing_and_shows_the_recorded_sc
     assert not list(fresh.rglob("*.pt"))  # not even a checkpoint of a started run
     claims = json.loads((tmp_path / "claims" / "smoke" / "zhang-randomization.json").read_text())
     assert [c["verdict"] for c in claims if c["scale"] == "smoke"] == [c.verdict for c in recorded.claims]
-    if (store / "full").is_dir():
-        markdown = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in outputs)
-        assert "were not trained by this build" in markdown and "results/full/chapters/zhang-randomization.json" in markdown
-        full = results.chapter_record("zhang-randomization", "full")
-        assert [c["verdict"] for c in claims if c["scale"] == "full"] == [c.verdict for c in full.claims]
+    markdown = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in outputs)
+    assert "were not trained by this build" in markdown and "results/full/chapters/zhang-randomization.json" in markdown
+    full = results.chapter_record("zhang-randomization", "full")
+    assert [c["verdict"] for c in claims if c["scale"] == "full"] == [c.verdict for c in full.claims]
