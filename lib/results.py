@@ -100,7 +100,8 @@ def describe(machine: dict) -> str:
     """A record's machine in words: ``"NVIDIA H200"`` or ``"2 cores of Intel Xeon ... (torch 2.14.1)"``."""
     if not machine:
         return "an unrecorded machine"
-    where = machine.get("gpu") or f"{machine.get('threads') or machine.get('cores')} threads of {machine.get('cpu')}"
+    threads = machine.get("threads") or machine.get("cores")
+    where = machine.get("gpu") or f"{threads} thread{'' if threads == 1 else 's'} of {machine.get('cpu')}"
     return f"{where} (torch {machine.get('torch')})"
 
 
