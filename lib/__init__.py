@@ -1,6 +1,6 @@
 """``lib``: the one library behind the book. A map of the package, by what a module is for.
 
-The engine (every chapter trains through it; the run cache's key hashes the first six, ``lib.runs.TRAINING_MODULES``):
+The engine (every chapter trains through it; the run cache's key hashes the first six, ``lib.keys.TRAINING_MODULES``):
 
 - :mod:`lib.data` — MNIST, Fashion-MNIST, CIFAR-10/100 as in-memory tensors, found offline (``$LIB_DATA_DIR``, ``../shared/data``)
 - :mod:`lib.corrupt` — label and input randomizations (Zhang et al.; Theunissen et al.'s Algorithms 1-3), pure functions

@@ -16,7 +16,7 @@ guarantees:
   and computed again.
 
 The training runs themselves stay in :mod:`lib.runs`, whose key hashes the training code
-(:data:`lib.runs.TRAINING_MODULES`, pinned to the runs' earlier keys by :data:`lib.runs.KEPT_VERSIONS`).
+(:data:`lib.keys.TRAINING_MODULES`, pinned to the runs' earlier keys by :data:`lib.keys.KEPT_VERSIONS`).
 
 A result is a mapping of names to values: dicts, lists and numbers (stored as JSON), NumPy arrays (``.npy``) and
 pandas DataFrames (JSON columns, every float read back bit for bit).

@@ -124,7 +124,7 @@ class DaskExecutor:
     """Trains planned chunks of runs on the Dask cluster ``spec`` (see the module docstring) into the run cache
     folder ``cache_dir`` (a path every worker can reach), one task per chunk; a bar counts finished runs.
 
-    ``code_version``: this process's version of the training code (:func:`lib.runs.code_version`); a worker
+    ``code_version``: this process's version of the training code (:func:`lib.keys.code_version`); a worker
     that reports another one runs other code, and that is an error. A task whose worker dies is rescheduled by
     Dask (up to the scheduler's ``allowed-failures``); one that raises is retried ``retries`` times, then its
     error is raised here. The cluster is contacted when :attr:`device` or the executor is first used."""

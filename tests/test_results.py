@@ -201,3 +201,25 @@ def test_a_chapter_built_from_the_store_trains_nothing_and_shows_the_recorded_sc
     assert "were not trained by this build" in markdown and "results/full/chapters/zhang-randomization.json" in markdown
     full = results.chapter_record("zhang-randomization", "full")
     assert [c["verdict"] for c in claims if c["scale"] == "full"] == [c.verdict for c in full.claims]
+
+
+def test_a_page_adopts_a_recorded_scale_and_says_so_when_the_record_is_refused(store_dir):
+    from lib.book import recorded
+    from lib.book.chapter import Chapter
+
+    book = ClaimBook("zhang-randomization", "full", data=(50_000, 50_000), paper="P")
+    book.value(figure="T", claim="a", paper_value=10.0, ours=10.4, tolerance=1.0)
+    path = results.record_chapter("full", "zhang-randomization", claims=[asdict(c) for c in book.claims],
+                                  frames={}, runs=[], seconds=3.0)
+    page = Chapter("zhang-randomization", "smoke", show_box=False)
+    record = page.recorded("full")
+    assert record is not None and [c.scale for c in page.claims.claims] == ["full"]  # adopted, at its own scale
+    assert "were not trained by this build" in recorded.intro(record, page)
+
+    tampered = json.loads(path.read_text())
+    tampered["claims"][0]["verdict"] = "differs"  # edited by hand: the SHA-256 no longer matches
+    path.write_text(json.dumps(tampered))
+    page = Chapter("zhang-randomization", "smoke", show_box=False)
+    with pytest.warns(UserWarning, match="does not match its SHA-256"):
+        assert page.recorded("full") is None
+    assert not page.claims.claims and "refused" in recorded.intro(None, page) and str(path) in page.refused["full"]

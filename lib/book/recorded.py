@@ -25,7 +25,7 @@ def intro(record: results.ChapterRecord | None, ch, scale: str = "full") -> str:
     if ch.scale == scale:
         return (f"This page *is* the `{scale}` scale: its runs and claims above are the ones the `cpu` page shows "
                 f"from the results store once recorded with `python -m lib run {ch.name} --scale {scale} --record`.")
-    if record is None and scale in getattr(ch, "refused", {}):
+    if record is None and scale in ch.refused:
         return (f"**The recorded `{scale}` results were refused**, so none is shown: {ch.refused[scale]}")
     if record is None:
         return (f"Nothing is recorded at scale `{scale}` for this chapter in the results store "
