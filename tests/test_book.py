@@ -70,7 +70,7 @@ def test_scorecard_is_written_from_the_chapters_claims(built):
     assert page.count('class="criterion"') >= len(rows)  # every claim's criterion is on the page
     papers = [c for c in claims if c.source == "paper"]
     intro = (html / "book" / "intro.html").read_text()
-    assert f"Claims of the papers checked in this build: {len(papers)}" in intro and "scorecard.html" in intro
+    assert f"Verdicts on claims of the papers in this build: {len(papers)} — " in intro and "scorecard.html" in intro
 
 
 def test_at_smoke_scale_substantive_claims_mostly_fail_or_are_not_tested(built):

@@ -133,6 +133,12 @@ def test_scorecard_counts_split_by_kind_and_data_size():
     both = pd.concat([card, pd.DataFrame([asdict(c) for c in full.claims])], ignore_index=True)
     counted = sc.at_paper_size(both)
     assert list(counted.scale) == ["full"] and list(counted.verdict) == ["reproduced"]
+    # ... while the summary below the headline counts verdicts, one per scale, and says how they split
+    assert sc.by_scale(card) == ""
+    lines = sc.summary_lines(both)
+    assert lines[1].startswith("**4 verdicts on substantive claims of the papers** (3 at `cpu`, 1 at `full`; a claim "
+                               "registered at two scales has a verdict at each)")
+    assert "paper's data size: 1 reproduced, 0 same trend, 1 differs" in lines[1]
     assert sc.headline(both).startswith("**1 substantive claims were measured at the paper's data size** (1 at `full`")
     assert "1 reproduce or hold in trend, 0 differ" in sc.headline(both)
     numeric = sc.numeric_claims(card).set_index("claim")

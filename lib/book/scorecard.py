@@ -80,10 +80,24 @@ def headline(card: pd.DataFrame) -> str:
             f"(a precondition failed).")
 
 
+def by_scale(card: pd.DataFrame) -> str:
+    """How the verdicts of ``card`` split by scale, for a sentence: ``""`` where one scale registered them all, else
+    `` (150 at `cpu`, 25 at `full`; a claim registered at two scales has a verdict at each)``. A page built at one
+    scale also shows the verdicts that other scales recorded in the results store (:mod:`lib.results`), so its
+    counts are of verdicts, not of distinct claims; :func:`at_paper_size` counts each claim once."""
+    scales = list(dict.fromkeys(card.scale))
+    if len(scales) < 2:
+        return ""
+    split = ", ".join(f"{int((card.scale == s).sum())} at `{s}`" for s in scales)
+    return f" ({split}; a claim registered at two scales has a verdict at each)"
+
+
 def summary_lines(card: pd.DataFrame) -> list[str]:
-    """The summary, substantive claims first: how many reproduce, at the paper's data size and on subsets."""
+    """The summary, substantive claims first: how many reproduce, at the paper's data size and on subsets; where
+    several scales registered claims, the counts are of verdicts, split by scale (:func:`by_scale`)."""
     lines = [headline(card)]
     card = _prepare(card)
+    several = card.scale.nunique() > 1
     for kind in KINDS:
         part = card[card.kind == kind]
         if part.empty:
@@ -97,9 +111,10 @@ def summary_lines(card: pd.DataFrame) -> list[str]:
         sizes = "; ".join(
             f"{size}: " + ", ".join(f"{int(((part['size'] == size) & (part.verdict == v)).sum())} {v}" for v in VERDICTS)
             for size in SIZES if (part["size"] == size).any())
-        name = (f"{len(part)} substantive claims of the papers" if kind == KINDS[0]
-                else f"{len(part)} claims that hold by construction")
-        lines.append(f"**{name}**: {text} ({sizes}).")
+        counted = "verdicts on " if several else ""
+        name = (f"{len(part)} {counted}substantive claims of the papers" if kind == KINDS[0]
+                else f"{len(part)} {counted}claims that hold by construction")
+        lines.append(f"**{name}**{by_scale(part)}: {text} ({sizes}).")
     return lines
 
 
