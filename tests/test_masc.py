@@ -230,3 +230,19 @@ def test_gram_path_matches_covariance_path() -> None:
     tall = MASC().fit(np.vstack([X, X]), np.concatenate([y, y]))  # 50 per class >= 40 features: covariance path
     np.testing.assert_array_equal(small.n_components_, tall.n_components_)
     np.testing.assert_allclose(small.angles(X), tall.angles(X), atol=1e-7)
+
+
+def test_a_point_inside_several_subspaces_is_at_angle_zero_on_any_batch() -> None:
+    """Two of three class subspaces span all of R^3 (3 points in 3-D for each): every point lies in both, at angle
+    exactly 0, and ties go to the first such class whether predicted together or one at a time (rounding in arccos
+    near 1 once made these 1.5e-8 on some batches and 0 on others, and flipped the predicted class)."""
+    X = 3 * np.random.RandomState(0).uniform(size=(20, 3))
+    y = X[:, 0].astype(int)
+    m = MASC().fit(X, y)
+    full = [k for k, n in enumerate(m.n_components_) if n == 3]
+    assert len(full) >= 2
+    together = m.angles(X)
+    one_by_one = np.vstack([m.angles(X[i : i + 1]) for i in range(len(X))])
+    assert (together[:, full] == 0).all() and (one_by_one[:, full] == 0).all()
+    assert (m.predict(X) == [m.predict(X[i : i + 1])[0] for i in range(len(X))]).all()
+    assert set(m.predict(X)) <= set(m.classes_[: full[0] + 1])

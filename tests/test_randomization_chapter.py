@@ -83,10 +83,12 @@ def test_no_substantive_claim_passes_at_smoke(claims):
     assert substantive and {c.verdict for c in substantive} <= {"not tested", "differs"}, [
         (c.claim, c.verdict) for c in substantive if c.verdict not in ("not tested", "differs")]
     trends = [c for c in substantive if c.criterion != "abs(ours - paper) <= tolerance"]
-    # every trend that is about converged runs says so, and at smoke that precondition fails
+    # every trend that is about converged runs says so, and at smoke that precondition fails (Figure 1c's test error
+    # "after convergence" asks each run to have converged or trained the paper's epochs, like a fit)
     for claim in trends:
         if claim.claim != "every randomization is fitted to zero training error":
-            assert any("convergence threshold" in r["what"] and not r["holds"] for r in claim.requires), claim.claim
+            assert any(("convergence threshold" in r["what"] or " converged (training accuracy" in r["what"])
+                       and not r["holds"] for r in claim.requires), claim.claim
 
 
 def test_a_flat_or_falling_test_error_curve_does_not_rise_steadily(claims):

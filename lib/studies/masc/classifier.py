@@ -217,11 +217,17 @@ class MinimumAngleSubspaceClassifier(ClassifierMixin, BaseEstimator):
         Xt = _as_tensor(X, torch.device("cpu"))
         rows = max(1, _CHUNK_ELEMENTS // max(X.shape[1], B.shape[1], 1))
         out = np.empty((X.shape[0], len(self.classes_)))
+        # A cosine within a few rounding errors of 1 is an angle of 0: arccos(1 - δ) ≈ √(2δ) turns one unit of
+        # rounding into an angle of 1.5e-8 (float64), so x inside several subspaces (a subspace spanning the whole
+        # space, say) would go to whichever class the rounding of this batch's products favoured; at 0 the tie goes
+        # to the first class, the same on any batch.
+        resolution = 4 * torch.finfo(dtype).eps
         for s in range(0, X.shape[0], rows):
             xc = Xt[s : s + rows].to(device=device, dtype=dtype)
             proj_sq = ((xc @ B).square() @ M).double()  # ||P_k^T x||^2 = ||P_k P_k^T x||^2
             norm_sq = xc.square().sum(1, keepdim=True).double()
             cos = torch.where(norm_sq > 0, (proj_sq / norm_sq.clamp_min(1e-300)).sqrt(), 0.0)
+            cos = torch.where(cos >= 1 - resolution, 1.0, cos)  # inside the subspace, to the products' precision
             out[s : s + rows] = torch.arccos(cos.clamp(0.0, 1.0)).cpu().numpy()
         return out
 
