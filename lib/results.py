@@ -268,8 +268,8 @@ class ChapterRecord:
         minutes = self.train_seconds() / 60
         spent = f"{minutes / 60:.1f} h" if minutes >= 120 else f"{minutes:.0f} min"
         trained = f"{len(self.runs)} training runs ({spent} of training)" if self.runs else "no training runs"
-        return (f"`{path}`, recorded {self.recorded[:10]} on {describe(self.machine)}: {trained}, and "
-                f"{self.seconds / 60:.0f} min to execute the chapter on the stored runs")
+        return (f"`{path}`, recorded {self.recorded[:10]} on {describe(self.machine)}: {trained}; the recording "
+                f"command took {self.seconds / 60:.0f} min, training any run it found missing included")
 
 
 def chapter_record(chapter: str, scale: str) -> ChapterRecord | None:
