@@ -268,8 +268,9 @@ class ChapterRecord:
         minutes = self.train_seconds() / 60
         spent = f"{minutes / 60:.1f} h" if minutes >= 120 else f"{minutes:.0f} min"
         trained = f"{len(self.runs)} training runs ({spent} of training)" if self.runs else "no training runs"
+        took = f"{self.seconds:.0f} s" if self.seconds < 90 else f"{self.seconds / 60:.0f} min"
         return (f"`{path}`, recorded {self.recorded[:10]} on {describe(self.machine)}: {trained}; the recording "
-                f"command took {self.seconds / 60:.0f} min, training any run it found missing included")
+                f"command took {took}, training any run it found missing included")
 
 
 def chapter_record(chapter: str, scale: str) -> ChapterRecord | None:
