@@ -11,7 +11,7 @@ The engine (every chapter trains through it; the run cache's key hashes the firs
 - :mod:`lib.runs` — the run cache (content-addressed, atomic, locked, resumable) and the grid API
 - :mod:`lib.cluster` — the grid API's Dask backend
 - :mod:`lib.cache` — the result store for everything that is not a training run (solves, sweeps, decodings)
-- :mod:`lib.params`, :mod:`lib.schemas`, :mod:`lib.protocols` — chapter parameters, their schemas, and the papers'
+- :mod:`lib.params`, :mod:`lib.schemas`, :mod:`lib.studies.protocols` — chapter parameters, their schemas, and the papers'
   protocols as run configurations shared between chapters
 
 Per paper (the analysis a chapter does besides training), in :mod:`lib.studies`, one package per paper:

@@ -16,7 +16,7 @@ from lib import runs
 from lib.data import center_crop, per_image_standardize, scale_pixels
 from lib.models import build_model
 from lib.params import load_params
-from lib.protocols import ZHANG_TABLE1_ROWS, ZHANG_TABLE4_SETTINGS, zhang_config, zhang_row_config
+from lib.studies.protocols import ZHANG_TABLE1_ROWS, ZHANG_TABLE4_SETTINGS, zhang_config, zhang_row_config
 from lib.train import RunConfig, _optimizer, evaluate, prepare_data, train
 
 TINY = RunConfig(dataset="cifar10", n_train=96, n_test=64, model="mlp1x512", lr=0.01, lr_decay=1.0, max_epochs=2,

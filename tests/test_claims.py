@@ -121,10 +121,14 @@ def test_scorecard_counts_split_by_kind_and_data_size():
     assert counts.loc[("substantive", "paper's data size"), "differs"] == 1
     assert counts.loc[("by construction", "subset"), "reproduced"] == 1 and counts.total.sum() == 5
     lines = sc.summary_lines(card)
-    # the headline counts what was measured at the paper's data size: claim b alone, which differs
-    assert lines[0].startswith("**1 substantive claims were measured at the paper's data size** (1 at `cpu`")
-    assert "0 reproduce or hold in trend, 1 differ, 0 not tested" in lines[0]
-    assert lines[1].startswith("**3 substantive claims of the papers**") and "1 not tested" in lines[1]
+    # the headline: tests at the protocol (none states its protocol here), other tests, confirmations, not tested
+    assert lines[0] == ("**0 claims of the papers tested at their protocol: 0 reproduced, 0 same trend, 0 differs**; "
+                        "2 more tested departing from it (1 reproduced, 0 same trend, 1 differs); 1 confirmations "
+                        "(could only agree); 1 not tested; 0 extensions of ours.")
+    # the next line counts what was measured at the paper's data size: claim b alone, which differs
+    assert lines[1].startswith("**1 substantive claims were measured at the paper's data size** (1 at `cpu`")
+    assert "0 reproduce or hold in trend, 1 differ, 0 not tested" in lines[1]
+    assert lines[2].startswith("**3 substantive claims of the papers**") and "1 not tested" in lines[2]
     assert any("checks of our own implementation" in line for line in lines)
     assert set(sc.papers_claims(card).claim) == {"a", "b", "c", "d"}
     # the same claim recorded at `full` too counts once, at the larger scale, with that scale's verdict
@@ -136,11 +140,12 @@ def test_scorecard_counts_split_by_kind_and_data_size():
     # ... while the summary below the headline counts verdicts, one per scale, and says how they split
     assert sc.by_scale(card) == ""
     lines = sc.summary_lines(both)
-    assert lines[1].startswith("**4 verdicts on substantive claims of the papers** (3 at `cpu`, 1 at `full`; a claim "
+    assert lines[2].startswith("**4 verdicts on substantive claims of the papers** (3 at `cpu`, 1 at `full`; a claim "
                                "registered at two scales has a verdict at each)")
-    assert "paper's data size: 1 reproduced, 0 same trend, 1 differs" in lines[1]
-    assert sc.headline(both).startswith("**1 substantive claims were measured at the paper's data size** (1 at `full`")
-    assert "1 reproduce or hold in trend, 0 differ" in sc.headline(both)
+    assert "paper's data size: 1 reproduced, 0 same trend, 1 differs" in lines[2]
+    assert sc.size_line(both).startswith("**1 substantive claims were measured at the paper's data size** (1 at `full`")
+    assert "1 reproduce or hold in trend, 0 differ" in sc.size_line(both)
+    assert "2 more tested departing from it (2 reproduced" in sc.headline(both)  # b once, at `full`
     numeric = sc.numeric_claims(card).set_index("claim")
     assert numeric.loc["a", "offset"] == 0.5 and numeric.loc["b", "offset"] == 20.0 and numeric.loc["b", "shown"] == 10
     html = sc.claims_table(card)

@@ -14,7 +14,7 @@ from lib import runs
 from lib.book.claims import VERDICTS, Claim
 from lib.book.prose import stale_sentences
 from lib.params import load_params
-from lib.protocols import zhang_config, zhang_row_config
+from lib.studies.protocols import zhang_config, zhang_row_config
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""lib.protocols and lib.studies.synthesis: the papers' run configurations and the cross-paper joins."""
+"""lib.studies.protocols and lib.studies.synthesis: the papers' run configurations and the cross-paper joins."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from lib.studies import synthesis
 from lib.params import load_params
-from lib.protocols import masc_config, theunissen_config
+from lib.studies.protocols import masc_config, theunissen_config
 from lib.runs import run_key
 from scipy import stats
 

@@ -12,7 +12,7 @@ import pytest
 from lib import runs
 from lib.data import SIZES
 from lib.params import load_params
-from lib.protocols import zhang_config
+from lib.studies.protocols import zhang_config
 from lib.studies.zhang2017 import randomization as rz
 
 NAN = float("nan")

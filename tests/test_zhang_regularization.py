@@ -12,7 +12,7 @@ import pytest
 from lib import runs
 from lib.papers import paper
 from lib.params import load_params, raw_params
-from lib.protocols import zhang_row_config
+from lib.studies.protocols import zhang_row_config
 from lib.studies.zhang2017 import regularization as rg
 
 NAN = float("nan")

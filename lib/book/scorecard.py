@@ -19,21 +19,82 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from lib.book.claims import NUMERIC, VERDICTS
+from lib.verdicts import NOISE, TOLERANCE_PARTS, VALUE_CRITERIA, VERDICTS
 
 COLOURS = {"reproduced": "#2e7d32", "same trend": "#1565c0", "differs": "#c62828", "not tested": "#9e9e9e"}
-KINDS = ("substantive", "by construction", "a reproduction's number", "our check")
+KINDS = ("substantive", "by construction", "a reproduction's number", "our check", "our extension")
 SIZES = ("paper's data size", "subset")
 
 
 def _prepare(card: pd.DataFrame) -> pd.DataFrame:
     card = card.copy()
-    if "source" not in card:
-        card["source"] = "paper"
-    card["kind"] = np.select([card.source == "check", card.source == "reproduction", card.substantive.astype(bool)],
-                             [KINDS[3], KINDS[2], KINDS[0]], KINDS[1])
+    defaults = {"source": "paper", "evidence": "test", "at_protocol": False, "one_sided": "", "departures": None}
+    for column, value in defaults.items():
+        if column not in card:
+            card[column] = [value] * len(card)
+    card["departures"] = [d if isinstance(d, list) else ["protocol not stated"] for d in card.departures]
+    card["kind"] = np.select([card.source == "check", card.source == "ours", card.source == "reproduction",
+                              card.substantive.astype(bool)], [KINDS[3], KINDS[4], KINDS[2], KINDS[0]], KINDS[1])
     card["size"] = np.where(card.at_paper_size.astype(bool), SIZES[0], SIZES[1])
+    card["standing"] = [standing(v, e, a) for v, e, a in zip(card.verdict, card.evidence, card.at_protocol.astype(bool))]
     return card
+
+
+#: What a claim of the papers counts as in the headline, in its order (:func:`standing`).
+STANDINGS = ("test at the paper's protocol", "test, departing from the protocol", "confirmation", "not tested")
+
+
+def standing(verdict: str, evidence: str, at_protocol: bool) -> str:
+    """A paper's claim in the headline's terms: a test (at the paper's protocol or departing from it), a confirmation
+    (it could only agree: :mod:`lib.verdicts`), or not tested (a precondition failed)."""
+    if verdict == "not tested":
+        return STANDINGS[3]
+    if evidence == "confirmation":
+        return STANDINGS[2]
+    return STANDINGS[0] if at_protocol else STANDINGS[1]
+
+
+def distinct(card: pd.DataFrame) -> pd.DataFrame:
+    """Each claim once: a claim registered at several scales (the ``cpu`` page and a recorded ``full`` or ``paper``
+    run) is kept at the largest scale that registered it (:data:`lib.params.SCALES` order)."""
+    from lib.params import SCALES
+
+    card = card.copy()
+    card["order"] = card.scale.map({s: i for i, s in enumerate(SCALES)})
+    card = card.sort_values("order", kind="stable")
+    return card.drop_duplicates(["chapter", "figure", "claim"], keep="last").drop(columns="order")
+
+
+def evidence_counts(card: pd.DataFrame) -> dict:
+    """The headline's numbers over the distinct claims of ``card`` (:func:`distinct`): of the papers' claims, the tests
+    at their protocol by verdict, the other tests by verdict, the confirmations and the not tested; and our
+    extensions."""
+    card = distinct(_prepare(card))
+    papers = card[card.source == "paper"]
+    out = {"claims": len(papers), "extensions": int((card.source == "ours").sum())}
+    for name in STANDINGS:
+        part = papers[papers.standing == name]
+        out[name] = {v: int((part.verdict == v).sum()) for v in VERDICTS if (part.verdict == v).any()}
+        out[name]["total"] = len(part)
+    return out
+
+
+def headline(card: pd.DataFrame) -> str:
+    """The scorecard's (and the introduction's) first line: how many of the papers' claims were tested at their
+    protocol and how those came out; then the tests that depart from the protocol, confirmations, not tested and our
+    extensions, each claim counted once (:func:`distinct`)."""
+    n = evidence_counts(card)
+    if not n["claims"] and not n["extensions"]:
+        return "No claim was registered."
+    at, off = n[STANDINGS[0]], n[STANDINGS[1]]
+
+    def verdicts(part: dict) -> str:
+        return ", ".join(f"{part.get(v, 0)} {v}" for v in ("reproduced", "same trend", "differs"))
+
+    return (f"**{at['total']} claims of the papers tested at their protocol: {verdicts(at)}**; "
+            f"{off['total']} more tested departing from it ({verdicts(off)}); "
+            f"{n[STANDINGS[2]]['total']} confirmations (could only agree); {n[STANDINGS[3]]['total']} not tested; "
+            f"{n['extensions']} extensions of ours.")
 
 
 def papers_claims(card: pd.DataFrame) -> pd.DataFrame:
@@ -65,9 +126,9 @@ def at_paper_size(card: pd.DataFrame) -> pd.DataFrame:
     return card.drop_duplicates(["chapter", "figure", "claim"], keep="last").drop(columns="order")
 
 
-def headline(card: pd.DataFrame) -> str:
-    """The scorecard's first line: how many of the papers' substantive claims were measured at the paper's data size,
-    at which scales, and how many of those reproduce or hold in trend."""
+def size_line(card: pd.DataFrame) -> str:
+    """How many of the papers' substantive claims were measured at the paper's data size (not its protocol: the
+    epochs, optimizer or model may differ), at which scales, and how many of those reproduce or hold in trend."""
     full = at_paper_size(card)
     if full.empty:
         return "No substantive claim was measured at the paper's data size."
@@ -95,7 +156,7 @@ def by_scale(card: pd.DataFrame) -> str:
 def summary_lines(card: pd.DataFrame) -> list[str]:
     """The summary, substantive claims first: how many reproduce, at the paper's data size and on subsets; where
     several scales registered claims, the counts are of verdicts, split by scale (:func:`by_scale`)."""
-    lines = [headline(card)]
+    lines = [headline(card), size_line(card)]
     card = _prepare(card)
     several = card.scale.nunique() > 1
     for kind in KINDS:
@@ -104,7 +165,8 @@ def summary_lines(card: pd.DataFrame) -> list[str]:
             continue
         if kind in KINDS[2:]:
             text = ", ".join(f"{int((part.verdict == v).sum())} {v}" for v in VERDICTS)
-            label = "numbers of third-party reproductions" if kind == KINDS[2] else "checks of our own implementation"
+            label = {KINDS[2]: "numbers of third-party reproductions", KINDS[3]: "checks of our own implementation",
+                     KINDS[4]: "extensions of ours (claims the papers do not make)"}[kind]
             lines.append(f"{len(part)} {label}, not counted as the papers' claims: {text}.")
             continue
         text = ", ".join(f"{int((part.verdict == v).sum())} {v}" for v in VERDICTS)
@@ -153,10 +215,11 @@ def _number(text: str) -> float:
 def numeric_claims(card: pd.DataFrame) -> pd.DataFrame:
     """The numeric claims (rule ``within ±tol``) with paper, ours, tolerance and (ours − paper) / tolerance."""
     card = _prepare(card)
-    numeric = card[card.criterion == NUMERIC].copy()
+    numeric = card[card.criterion.isin(VALUE_CRITERIA)].copy()
     numeric["paper"] = [float(v.get("paper", np.nan)) for v in numeric["values"]]
     numeric["ours"] = [float(v.get("ours", np.nan)) for v in numeric["values"]]
-    numeric["tolerance"] = [float(v.get("tolerance", np.nan)) for v in numeric["values"]]
+    numeric["tolerance"] = [max(float(v.get(k, 0.0)) for k in TOLERANCE_PARTS) if c == NOISE
+                            else float(v.get("tolerance", np.nan)) for c, v in zip(numeric.criterion, numeric["values"])]
     numeric = numeric.dropna(subset=["paper", "ours", "tolerance"])
     numeric = numeric[numeric.tolerance > 0]
     numeric["offset"] = (numeric.ours - numeric.paper) / numeric.tolerance
@@ -234,6 +297,17 @@ def _select(name: str, label: str, values: list[str]) -> str:
     return f'<label>{label} <select data-filter="{name}"><option value="">all</option>{options}</select></label>'
 
 
+def _one_sided(reason: str) -> str:
+    from lib.verdicts import BY_CONSTRUCTION, ONE_SIDED
+
+    return {**ONE_SIDED, **BY_CONSTRUCTION}.get(reason, reason or "it could only agree")
+
+
+def _protocol_text(departures: list) -> str:
+    return ("at the paper's protocol" if not departures
+            else "departs from the paper's protocol: " + "; ".join(map(str, departures)))
+
+
 def claims_table(card: pd.DataFrame) -> str:
     """Every claim as an HTML table that fits the page, verdicts coloured, with an offline filter above it."""
     card = _prepare(card)
@@ -249,8 +323,11 @@ def claims_table(card: pd.DataFrame) -> str:
                  f'<span class="verdict v-{r.verdict.replace(" ", "-")}" title="{html.escape(str(r.rule))}">'
                  f'{html.escape(r.verdict)}</span>'
                  + (f'<div class="criterion">not tested: {html.escape(str(r.untested))}</div>'
-                    if r.get("untested") else ""),
-                 f'<span class="criterion">{html.escape(str(r.rule))}</span>',
+                    if r.get("untested") else "")
+                 + (f'<div class="criterion">confirmation: {html.escape(_one_sided(r.one_sided))}</div>'
+                    if r.evidence == "confirmation" and r.verdict != "not tested" else ""),
+                 f'<span class="criterion">{html.escape(str(r.rule))}</span>'
+                 + f'<div class="criterion">{html.escape(_protocol_text(r.departures))}</div>',
                  html.escape(f"{r.data} (scale {r.scale})"), html.escape(r.kind)]
         rows.append(f"<tr {attributes}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     names = ["chapter", "figure", "claim", "paper", "ours", "verdict", "criterion", "data", "kind"]

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lib.book.claims import all_fitted, converged_or_reached, data_size
+from lib.verdicts import all_fitted, converged_or_reached, data_size
 from lib.models import build_model, count_parameters
 from lib.studies.masc import decoding as decode
 from lib.studies.masc.protocol import masc_config

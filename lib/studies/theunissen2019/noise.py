@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lib.book.claims import all_fitted
+from lib.verdicts import all_fitted
 from lib.studies.theunissen2019.probes import run_layer_metrics
 from lib.studies.theunissen2019.protocol import theunissen_config
 from lib.train import RunConfig
