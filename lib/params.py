@@ -30,9 +30,10 @@ from typing import Any
 
 import yaml
 
+from lib.settings import REPO_ROOT
 from lib.settings import SCALES  # noqa: F401 (lib.params.SCALES: the scales are settings, $LIB_RECORD names one)
 
-PARAMS_DIR = Path(__file__).resolve().parents[1] / "params"
+PARAMS_DIR = REPO_ROOT / "params"
 #: A scale whose chapter has no file of its own reads this scale's file instead.
 SCALE_FALLBACK = {"full": "cpu"}
 SCALE_NOTES = {  # what each scale is, in a few words (chapters' opening boxes say it)

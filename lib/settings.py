@@ -32,7 +32,17 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+
+def _repository_root() -> Path:
+    """The folder that holds ``params/``, ``book/``, ``results/`` and ``_toc.yml``: the checkout around this package,
+    or, in an installed wheel, the copy of them shipped inside it (``lib/_repo``, see pyproject.toml)."""
+    checkout = Path(__file__).resolve().parents[1]
+    return checkout if (checkout / "_toc.yml").is_file() else Path(__file__).resolve().parent / "_repo"
+
+
+REPO_ROOT = _repository_root()
+#: Whether ``lib`` is an installed wheel (its book files in ``lib/_repo``) rather than a checkout's.
+INSTALLED = REPO_ROOT != Path(__file__).resolve().parents[1]
 
 CACHE_DIR = "LIB_CACHE_DIR"
 DATA_DIR = "LIB_DATA_DIR"
@@ -51,7 +61,7 @@ VARIABLES = {
     CACHE_DIR: ("the run cache and the result store", "`<repo>/_runs`"),
     DATA_DIR: ("a folder searched for data sets first (after a `root=` argument)", "unset"),
     TORCHVISION_DIR: ("torchvision's folder, searched last; downloads go there", "`~/.cache/lib/torchvision`"),
-    CLAIMS_DIR: ("where chapters save their claims", "`<repo>/_build/claims`"),
+    CLAIMS_DIR: ("where chapters save their claims", "`<repo>/_build/claims` (installed: `~/.cache/lib/claims`)"),
     CHECKPOINT_EVERY_S: ("seconds between checkpoints of a running run", "`60`"),
     BATCHED: ("on/off: stack same-shaped runs into one model where that pays", "on"),
     PROGRESS: ("on/off: progress bars", "on at an interactive terminal outside CI"),
@@ -114,8 +124,13 @@ def torchvision_dir() -> Path:
 
 def claims_dir() -> Path:
     """``$LIB_CLAIMS_DIR``: where chapters save their claims (:mod:`lib.book.claims`); default
-    ``<repo>/_build/claims`` (the book build sets it to its build folder's ``claims``)."""
-    return _folder(CLAIMS_DIR) or REPO_ROOT / "_build" / "claims"
+    ``<repo>/_build/claims`` (the book build sets it to its build folder's ``claims``), and for an installed package,
+    which never writes into itself, ``claims`` in the user's cache folder (``~/.cache/lib/claims``)."""
+    if INSTALLED:
+        default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "lib" / "claims"
+    else:
+        default = REPO_ROOT / "_build" / "claims"
+    return _folder(CLAIMS_DIR) or default
 
 
 #: The scales of every chapter's parameters, smallest first (:mod:`lib.params`: ``params/<scale>/``).

@@ -39,7 +39,7 @@ import yaml
 from lib import settings
 from lib.params import SCALES, has_params, load_params, params_files
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = settings.REPO_ROOT  # the checkout, or the copy of its book files an installed wheel ships
 BOOK_FILES = ("_config.yml", "_toc.yml")
 SUMMARY_PAGES = ("intro", "scorecard")  # pages that summarize the other chapters' results
 
@@ -91,7 +91,7 @@ if importlib.util.find_spec("lib") is None:
 
 def _library_hash() -> str:
     digest = hashlib.sha256()
-    for path in sorted((REPO_ROOT / "lib").rglob("*.py")):
+    for path in sorted(Path(settings.__file__).parent.rglob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import pandas as pd
@@ -39,8 +38,9 @@ import pandas as pd
 from lib.book.claims import ClaimBook
 from lib.book.opening import Opening, open_chapter
 from lib.params import has_params, load_params
+from lib.settings import REPO_ROOT
 
-BOOK_DIR = Path(__file__).resolve().parents[2] / "book"
+BOOK_DIR = REPO_ROOT / "book"
 _FENCE = re.compile(r"^(`{3,}|~{3,})")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 

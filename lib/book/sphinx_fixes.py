@@ -14,7 +14,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-SOURCES = Path(__file__).resolve().parents[2] / "book"
+from lib.settings import REPO_ROOT
+
+SOURCES = REPO_ROOT / "book"
 
 
 def drop_repeated_scripts(app, pagename, templatename, context, doctree) -> None:
