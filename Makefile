@@ -2,6 +2,7 @@
 #   make book   — creates the environment if needed, then builds the whole book at `cpu` scale into _build/html
 #   make test   — creates the environment if needed, then runs the tests
 # Options: make book SCALE=paper | SCALE=smoke;  PYTHON=python3.11 to choose the interpreter.
+#   make lab    — JupyterLab on the repository, chapters (book/*.md) opening as notebooks
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,14 +10,14 @@ SCALE ?= cpu
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: env book test lint browser bench clean clean-runs
+.PHONY: env book test lint browser bench lab clean clean-runs
 
 env: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[book,test]'
+	$(BIN)/python -m pip install --quiet -e '.[pinned,book,test]'
 	touch $(STAMP)
 
 book: env
@@ -37,6 +38,11 @@ lint: env
 	@rm -rf _build/lint && mkdir -p _build/lint
 	@for f in book/*.md; do $(BIN)/jupytext --quiet --to py:percent -o _build/lint/$$(basename $$f .md).py $$f; done
 	$(BIN)/ruff check _build/lint
+
+# JupyterLab with this repository's settings (.jupyter/: jupytext's notebook is the default viewer of .md files, so
+# a chapter opens as a notebook); it listens on localhost only. LAB_ARGS adds options, e.g. LAB_ARGS=--no-browser.
+lab: env
+	JUPYTER_CONFIG_DIR=$(CURDIR)/.jupyter $(BIN)/jupyter lab $(LAB_ARGS)
 
 # Speed, measured side by side in one run (writes _build/bench.json); BENCH_ARGS=--quick for a fast pass.
 bench: env
