@@ -13,20 +13,32 @@ The time is only known at the end, so the box is shown with a display id and :me
 place (Jupyter's ``update_display``, which papermill and nbclient write into the executed notebook). The box thus
 always states the execution that produced the notebook: built by ``make book`` (a chapter the build reuses keeps
 its time), run with papermill, or run in Jupyter; until ``close`` runs it says that the time is measured at the end.
-The box is MyST markdown (the book renders ``text/markdown`` outputs as MyST, so citations and roles work).
+The box is one output in two forms: MyST markdown (``text/markdown``: the book renders it as MyST, so citations and
+roles work; ``_config.yml`` ranks it first) and HTML (``text/html``, which Jupyter, Colab and nbconvert rank first and
+render as they are: the same box, its citations as author and year from ``references.bib``, its link to the
+introduction as a link to ``intro.md``), so no reader sees raw MyST.
 """
 
 from __future__ import annotations
 
+import html
+import re
 import shlex
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from lib.params import SCALE_NOTES, scale_path
+from lib.settings import REPO_ROOT
+
+#: An inline MyST role (``{cite:t}`key```) or a code span (```text```) in the box's text.
+_INLINE = re.compile(r"\{(?P<role>[\w:-]+)\}`(?P<target>[^`]*)`|`(?P<code>[^`]+)`")
+#: A field of a BibTeX entry: ``name = {value with {braces {nested}} twice}``, ``name = "value"`` or ``name = 2017``.
+_FIELD = re.compile(r'(\w+)\s*=\s*(?:\{((?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*)\}|"([^"]*)"|(\w+))')
 
 
 def hardware() -> str:
@@ -70,6 +82,59 @@ def training_time(*runs: pd.DataFrame) -> tuple[int, int, float]:
     return len(frame), int(frame.cached.sum()), float(frame.train_seconds.sum())
 
 
+def citations(bib: Path | None = None) -> dict[str, tuple[str, str]]:
+    """Each entry of ``references.bib``: key → (authors as cited, year): ``"Zhang et al."`` for three authors or
+    more, ``"Ketha and Ramaswamy"`` for two, the surname for one."""
+    text = (bib or REPO_ROOT / "references.bib").read_text()
+    found = {}
+    for entry in re.finditer(r"@\w+\s*\{\s*([^,\s]+)\s*,(.*?)(?=\n@|\Z)", text, re.S):
+        fields = {match[1].lower(): next(v for v in match.groups()[1:] if v is not None).replace("{", "").replace("}", "")
+                  for match in _FIELD.finditer(entry[2])}
+        names = [name.split(",")[0].strip() for name in fields.get("author", "").split(" and ") if name.strip()]
+        authors = (names[0] if len(names) == 1 else f"{names[0]} and {names[1]}" if len(names) == 2
+                   else f"{names[0]} et al." if names else entry[1])
+        found[entry[1]] = (authors, fields.get("year", "n.d."))
+    return found
+
+
+def _role(role: str, target: str, as_html: bool, cited: dict[str, tuple[str, str]]) -> str:
+    """A MyST role as a reader sees it: citations as author and year, a ``{doc}`` as a link to the page's source."""
+    if role.startswith("cite"):
+        works = [cited.get(key.strip(), (key.strip(), "")) for key in target.split(",")]
+        if role == "cite:t":
+            text = "; ".join(f"{authors} ({year})" for authors, year in works)
+        else:
+            text = "(" + "; ".join(f"{authors} {year}" for authors, year in works) + ")"
+        return html.escape(text) if as_html else text
+    label = re.match(r"(.*?)\s*<([^>]*)>$", target)
+    text, page = (label[1], label[2]) if label else (target, target)
+    if role == "doc" and as_html:
+        return f'<a href="{html.escape(page)}.md">{html.escape(text)}</a>'
+    return html.escape(text) if as_html else text
+
+
+def _emphasis(text: str, as_html: bool) -> str:
+    strong, em = (r"<strong>\1</strong>", r"<em>\1</em>") if as_html else (r"\1", r"\1")
+    return re.sub(r"\*(.+?)\*", em, re.sub(r"\*\*(.+?)\*\*", strong, text))
+
+
+def inline(text: str, as_html: bool = True, cited: dict[str, tuple[str, str]] | None = None) -> str:
+    """The MyST inline markup the box uses (``**strong**``, ``*emphasis*``, ```code```, ``{cite}``, ``{cite:t}``,
+    ``{doc}``) as HTML, or as plain text with ``as_html=False``; any other role shows its text."""
+    cited = citations() if cited is None else cited
+    escape = (lambda t: html.escape(t, quote=False)) if as_html else (lambda t: t)
+    out, position = [], 0
+    for match in _INLINE.finditer(text):
+        out.append(_emphasis(escape(text[position:match.start()]), as_html))
+        if match["code"] is not None:
+            out.append(f"<code>{html.escape(match['code'])}</code>" if as_html else match["code"])
+        else:
+            out.append(_role(match["role"], match["target"], as_html, cited))
+        position = match.end()
+    out.append(_emphasis(escape(text[position:]), as_html))
+    return "".join(out)
+
+
 @dataclass
 class Opening:
     """The opening box of one chapter execution; :meth:`close` fills in the compute time."""
@@ -81,25 +146,29 @@ class Opening:
     started: float = field(default_factory=time.perf_counter)
     display_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
-    def markdown(self, compute_time: str) -> str:
-        """The box as MyST markdown, with ``compute_time`` as its compute-time line."""
+    def paragraphs(self, compute_time: str) -> list[str]:
+        """The box's paragraphs before its command, in MyST inline markup, with ``compute_time`` as its compute-time
+        line."""
         parameters = f"`params/{self.chapter}.yaml`"
         if scale_path(self.chapter, self.scale).is_file():
             parameters += f" with `params/{self.scale}/{self.chapter}.yaml`"
         if self.overrides:
             parameters += ", overridden: " + ", ".join(f"`{k} = {v!r}`" for k, v in self.overrides.items())
+        return [
+            f"**Reproduces:** {self.reproduces}",
+            f"**Scale:** `{self.scale}` ({SCALE_NOTES[self.scale]}); parameters {parameters}.",
+            f"**Compute time:** {compute_time}",
+            "**Run it again** (from the repository root, in its environment; other scales and overrides: "
+            "{doc}`the introduction <intro>`):",
+        ]
+
+    def markdown(self, compute_time: str) -> str:
+        """The box as MyST markdown (what the book renders), with ``compute_time`` as its compute-time line."""
         return "\n".join([
             "````{admonition} About this chapter",
             ":class: note chapter-opening",
             "",
-            f"**Reproduces:** {self.reproduces}",
-            "",
-            f"**Scale:** `{self.scale}` ({SCALE_NOTES[self.scale]}); parameters {parameters}.",
-            "",
-            f"**Compute time:** {compute_time}",
-            "",
-            "**Run it again** (from the repository root, in its environment; other scales and overrides: "
-            "{doc}`the introduction <intro>`):",
+            "\n\n".join(self.paragraphs(compute_time)),
             "",
             "```bash",
             rerun_command(self.chapter, self.scale, self.overrides),
@@ -107,11 +176,30 @@ class Opening:
             "````",
         ])
 
+    def html(self, compute_time: str) -> str:
+        """The same box as HTML (what Jupyter, Colab and nbconvert render), with no MyST left in it."""
+        cited = citations()
+        return "\n".join([
+            '<div class="chapter-opening" style="border-left: 0.3em solid #0072b2; padding: 0.1em 1em; '
+            'margin: 0.5em 0">',
+            "<p><strong>About this chapter</strong></p>",
+            *(f"<p>{inline(paragraph, cited=cited)}</p>" for paragraph in self.paragraphs(compute_time)),
+            f"<pre><code>{html.escape(rerun_command(self.chapter, self.scale, self.overrides))}</code></pre>",
+            "</div>",
+        ])
+
+    def text(self, compute_time: str) -> str:
+        """The same box as plain text (a terminal's rendering)."""
+        cited = citations()
+        return "\n\n".join(["About this chapter",
+                             *(inline(paragraph, as_html=False, cited=cited) for paragraph in self.paragraphs(compute_time)),
+                             rerun_command(self.chapter, self.scale, self.overrides)])
+
     def show(self, compute_time: str, update: bool = False) -> None:
         from IPython.display import display, update_display
 
-        text = self.markdown(compute_time)
-        bundle = {"text/markdown": text, "text/plain": text}
+        bundle = {"text/html": self.html(compute_time), "text/markdown": self.markdown(compute_time),
+                  "text/plain": self.text(compute_time)}
         (update_display if update else display)(bundle, raw=True, display_id=self.display_id)
 
     def close(self, *runs: pd.DataFrame) -> str:
