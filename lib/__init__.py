@@ -32,4 +32,9 @@ Per paper (the analysis a chapter does besides training), in :mod:`lib.studies`,
 
 The publishing layer: :mod:`lib.book` (the build, the command line ``python -m lib``, the opening box, claims and the
 scorecard, plots, the prose checker).
+
+In a checkout, ``lib`` reads the chapters (``book/``), their parameters (``params/``) and the committed results store
+(``results/``) at the repository root; a wheel (``pip install .``, or from the repository's URL) carries copies of
+them inside the package, under ``lib/_repo``, and reads those (:data:`lib.settings.REPO_ROOT`). Caches go to the
+user's cache folder, never into the package.
 """
