@@ -81,6 +81,21 @@ def test_fitted_all_requires_every_network_to_fit():
     assert not noise.fitted_all(pd.DataFrame(dict(train_acc=[])), 0.99, "net")[1].holds()  # no network: not tested
 
 
+def test_grid_protocol_lists_each_departure_from_appendix_a(P):
+    paper = load_params("theunissen-noise", "paper")
+    unfitted = pd.DataFrame(dict(train_acc=[0.5, 1.0]))
+    distance = noise.grid_protocol(P, paper, unfitted)
+    assert [d.split(":")[0] for d in distance.departures()] == ["training images", "test images", "epochs", "seeds"]
+    assert distance.paper["training images"] == "all 55,000" and distance.paper["test images"] == "all 10,000"
+    assert distance.ours["training images"] == f"{P.n_train:,}" and distance.paper["epochs"].endswith("400 epochs")
+    # a grid that fitted every label reached its stopping rule: still a departure (Appendix A trains 400 epochs), and
+    # one initialization is then what the paper's "keep the best fit" would have kept
+    fitted = noise.grid_protocol(P, paper, pd.DataFrame(dict(train_acc=[1.0, 1.0])))
+    assert "reached" in fitted.ours["epochs"] and any(d.startswith("epochs:") for d in fitted.departures())
+    assert not any(d.startswith("seeds:") for d in fitted.departures()) and fitted.equivalences()[0].startswith("seeds")
+    assert noise.grid_protocol(paper, paper, pd.DataFrame(dict(train_acc=[0.995]))).at_protocol
+
+
 # --- Figure 1 ---------------------------------------------------------------------------------------------------
 
 def test_feature_spaces_are_named_and_their_separation_read_in_order():
@@ -92,6 +107,24 @@ def test_feature_spaces_are_named_and_their_separation_read_in_order():
     separation = noise.class_separation(projection)
     assert list(separation.index) == ["input", "hidden 1", "output"]
     assert separation.tolist() == [0.1, 0.4, 0.9]
+
+
+def test_separation_chance_is_the_quantile_of_the_share_over_random_classes():
+    from lib.models import build_model
+    from lib.studies.theunissen2019.probes import between_class_variance_share
+
+    torch.manual_seed(0)
+    model = build_model("mlp4x100-firstbias", (50,), 5, 0)
+    x, y = torch.randn(100, 50), torch.arange(100) % 5
+    chance = noise.separation_chance(model, x, y, permutations=300, quantile=0.9, seed=3)
+    assert list(chance.index) == ["input", "hidden 1", "hidden 2", "hidden 3", "hidden 4", "output"]
+    generator = torch.Generator().manual_seed(3)  # the same reassignments, one share at a time
+    shares = [between_class_variance_share(x, y[torch.randperm(100, generator=generator)]) for _ in range(300)]
+    assert chance["input"] == pytest.approx(float(np.quantile(shares, 0.9)))
+    # random classes of 100 points score about (K - 1) / (n - 1) of the variance; true groups score far more
+    assert 4 / 99 < chance["input"] < 0.1
+    grouped = x + 5 * torch.nn.functional.one_hot(y, 50).float()
+    assert between_class_variance_share(grouped, y) > noise.separation_chance(model, grouped, y, 300)["input"]
 
 
 # --- Figure 2 ---------------------------------------------------------------------------------------------------
@@ -169,6 +202,12 @@ def test_figure2_helpers_on_a_grid_without_some_noise_types():
     assert noise.input_noise_difference(gaussian_and_label).isna().all()
 
 
+def test_gap_difference_se_is_that_of_two_evaluation_accuracies_nearest_half():
+    frame = pd.DataFrame(dict(eval_acc=[0.9, 0.6, 0.97]))
+    assert noise.gap_difference_se(frame, 2000) == pytest.approx(math.sqrt(2 * 0.6 * 0.4 / 2000))
+    assert math.isnan(noise.gap_difference_se(frame.iloc[:0], 2000))
+
+
 # --- Figures 3 and 6 --------------------------------------------------------------------------------------------
 
 def cosine_layers(onsets: dict) -> pd.DataFrame:
@@ -210,6 +249,14 @@ def test_early_and_late_cosine_per_data_set():
     early, late = noise.early_late_cosine(layers)
     assert early.to_dict() == pytest.approx({"A": 2.0, "B": 4.0})  # layers 1-3
     assert late.to_dict() == pytest.approx({"A": 8.5, "B": 17.0})  # layers 7-10
+
+
+def test_early_cosine_ratio_is_per_network_on_its_own_scale():
+    rows = [dict(dataset="MNIST", noise=LABEL, P=p, depth=k, mean_cosine=value)
+            for p, values in ((0.0, [0.01, 0.02, 0.05, 0.1, 0.2]), (0.5, [0.3, 0.1, 0.1, 0.2, 0.4]))
+            for k, value in enumerate(values, start=1)]
+    ratio = noise.early_cosine_ratio(pd.DataFrame(rows))
+    assert ratio.to_dict() == pytest.approx({("MNIST", LABEL, 0.0): 0.25, ("MNIST", LABEL, 0.5): 0.75})
 
 
 # --- Figure 4 ---------------------------------------------------------------------------------------------------

@@ -6,13 +6,16 @@ The per-layer probes themselves (Eqs. 4-6) are :mod:`lib.studies.theunissen2019.
 computes from them:
 
 - the grid of Appendix A and the smaller runs of Figures 1 and 4 (:func:`grid_settings`, :func:`grid_configs`,
-  :func:`selected_networks`, :func:`figure1_config`, :func:`figure4_config`) and the precondition of every claim
-  about them (:func:`fitted_all`);
-- Figure 1: the classes' separation per feature space (:func:`feature_space_name`, :func:`class_separation`);
+  :func:`selected_networks`, :func:`figure1_config`, :func:`figure4_config`), the precondition of every claim
+  about them (:func:`fitted_all`) and how they depart from Appendix A (:func:`grid_protocol`, :func:`run_protocol_of`);
+- Figure 1: the classes' separation per feature space (:func:`feature_space_name`, :func:`class_separation`) and
+  what classes a feature space ignores would score (:func:`separation_chance`);
 - Figure 2: the generalization gap against *P* (:func:`linear_fit`, :func:`label_noise_fits`,
-  :func:`input_noise_rises`, :func:`input_noise_difference`);
+  :func:`input_noise_rises`, :func:`input_noise_difference`) and the noise of a difference of gaps
+  (:func:`gap_difference_se`);
 - Figures 3 and 6: where high cosine similarity sets in (:func:`grid_layer_metrics`, :func:`onset_layer`,
-  :func:`onset_table`, :func:`onset_trends`, :func:`mean_onset`, :func:`early_late_cosine`);
+  :func:`onset_table`, :func:`onset_trends`, :func:`mean_onset`, :func:`early_late_cosine`) and how small the early
+  layers' values are (:func:`early_cosine_ratio`);
 - Figure 4: how one-sided the sample sets are (:func:`share_polarized`, :func:`corrupted_share`);
 - Figures 5 and 7: polarization per layer against its chance level (:func:`mixed_levels`,
   :func:`share_above_chance`, :func:`polarization_halves`, :func:`later_more_polarized`,
@@ -24,14 +27,16 @@ chapter shows them (:data:`DATASET_NAMES`, :data:`NOISE_NAMES`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from lib.verdicts import all_fitted
-from lib.studies.theunissen2019.probes import run_layer_metrics
+from lib.data import SPLIT_SIZES
+from lib.verdicts import Protocol, all_fitted, binomial_se, compare_runs
+from lib.studies.theunissen2019.probes import hidden_layers, run_layer_metrics
 from lib.studies.theunissen2019.protocol import theunissen_config
 from lib.train import RunConfig
 
@@ -95,6 +100,38 @@ def fitted_all(frame: pd.DataFrame, threshold: float, what: str):
                       f"every {what} fitted its noisy training set (training accuracy ≥ {threshold:.0%})")
 
 
+def _converged(frame: pd.DataFrame, stop: float | None, column: str) -> bool:
+    return stop is not None and len(frame) > 0 and bool((frame[column] >= stop).all())
+
+
+def grid_protocol(P, paper, results: pd.DataFrame) -> Protocol:
+    """How the grid's networks (``results``, :func:`selected_networks`) were trained against Appendix A (``paper``:
+    the chapter's parameters at ``paper`` scale): :func:`lib.verdicts.compare_runs` of :func:`theunissen_config` at
+    both, on the 55,000 / 10,000 split. The grid *converged* when every selected network reached the stopping rule
+    (Appendix A has none: it trains 400 epochs, so stopping at a fit stays a departure). Fewer initializations than
+    the paper's are documented as equivalent only when every selected network fits every training label: the paper
+    keeps the best fit of its initializations, and none can fit better than all labels."""
+    dataset, noise = P.datasets[0], P.noise_types[0]
+    ours, theirs = theunissen_config(P, dataset, noise, 0.0), theunissen_config(paper, dataset, noise, 0.0)
+    equivalent = {}
+    if len(P.seeds) < len(paper.seeds) and len(results) and bool((results.train_acc >= 1.0).all()):
+        equivalent["seeds"] = ("every selected network fits all of its training labels, and the paper keeps the best "
+                               "fit of its initializations: no other initialization could be selected")
+    return compare_runs(ours, theirs, len(P.seeds), len(paper.seeds), train_total=SPLIT_SIZES["theunissen"][0],
+                        test_total=SPLIT_SIZES["theunissen"][1], equivalent=equivalent,
+                        converged=_converged(results, P.stop_train_acc, "train_acc"))
+
+
+def run_protocol_of(ours, theirs, run: pd.Series, n_seeds: int, n_seeds_paper: int, train_total: int,
+                    test_total: int) -> Protocol:
+    """:func:`lib.verdicts.compare_runs` of one selected run (Figure 1's or Figure 4's: ``run`` is its row of
+    :func:`lib.runs.run_best_of`, with ``final_train_acc``) of configuration ``ours`` against the paper's ``theirs``;
+    it *converged* when it reached its configuration's stopping rule."""
+    converged = ours.stop_train_acc is not None and float(run.final_train_acc) >= ours.stop_train_acc
+    return compare_runs(ours, theirs, n_seeds, n_seeds_paper, train_total=train_total, test_total=test_total,
+                        converged=converged)
+
+
 # --- Figure 1 ---------------------------------------------------------------------------------------------------
 
 def feature_space_name(layer: str) -> str:
@@ -107,6 +144,33 @@ def class_separation(projection: pd.DataFrame) -> pd.Series:
     """The between-class share of variance of each feature space (1 = every class collapsed onto a point), input
     first, indexed by ``feature space`` (a column of ``projection``, e.g. from :func:`feature_space_name`)."""
     return projection.groupby("feature space", sort=False).class_separation.first()
+
+
+@torch.no_grad()
+def separation_chance(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, permutations: int = 1000,
+                      quantile: float = 0.99, seed: int = 0) -> pd.Series:
+    """What a feature space scores when it ignores the classes: per feature space of ``model`` (input, each hidden
+    layer, output; named by :func:`feature_space_name`), the ``quantile`` of the between-class share of variance
+    (:func:`~lib.studies.theunissen2019.probes.between_class_variance_share`) over ``permutations`` random
+    reassignments of ``labels`` to the samples (class sizes kept). A share above it is a grouping by class that a
+    random partition of the samples reaches less than ``1 - quantile`` of the time."""
+    y = torch.as_tensor(labels).to(torch.int64)
+    classes = torch.unique(y)
+    generator = torch.Generator().manual_seed(seed)
+    shuffled = torch.stack([y[torch.randperm(len(y), generator=generator)] for _ in range(permutations)])
+    onehot = (shuffled.unsqueeze(-1) == classes).to(torch.float64)  # [permutations, n, K]
+    sizes = onehot.sum(dim=1)  # [permutations, K]: the same for every permutation
+    outputs = model.eval().layer_outputs(torch.as_tensor(x).float())
+    chance = {}
+    for name in ["input", *hidden_layers(model), "output"]:
+        features = outputs[name].flatten(1).to(torch.float64)
+        centred = features - features.mean(dim=0)
+        total = float((centred**2).sum())
+        sums = torch.einsum("bnk,nd->bkd", onehot, centred)  # per permutation, each class's sum of centred features
+        between = ((sums**2).sum(dim=-1) / sizes).sum(dim=-1)
+        share = between / total if total > 0 else torch.full((permutations,), math.nan, dtype=torch.float64)
+        chance[feature_space_name(name)] = float(torch.quantile(share, quantile))
+    return pd.Series(chance, name="chance", dtype=float)
 
 
 # --- Figure 2 ---------------------------------------------------------------------------------------------------
@@ -182,6 +246,17 @@ def input_noise_difference(results: pd.DataFrame) -> pd.Series:
     return pd.Series(differences, name="difference", dtype=float)
 
 
+def gap_difference_se(frame: pd.DataFrame, n_eval: int) -> float:
+    """The standard error of the difference of two generalization gaps among the networks of ``frame`` (rows of
+    :func:`selected_networks`), at its largest: a gap's training accuracy is exact (measured on the very training set
+    the network fitted), its evaluation accuracy binomial on ``n_eval`` images, so the difference of two gaps has the
+    standard error of the difference of two evaluation accuracies, taken at the evaluation accuracy of ``frame``
+    nearest 50% for both (NaN for an empty ``frame``)."""
+    if frame.empty:
+        return float("nan")
+    return math.sqrt(2) * max(binomial_se(float(a), n_eval) for a in frame.eval_acc)
+
+
 # --- Figures 3 and 6 --------------------------------------------------------------------------------------------
 
 def grid_layer_metrics(results: pd.DataFrame, chunk_size: int) -> pd.DataFrame:
@@ -234,6 +309,18 @@ def early_late_cosine(layers: pd.DataFrame, early: int = 3, late: int = 4) -> tu
     first = layers[layers.depth <= early].groupby("dataset").mean_cosine.mean()
     last = layers[layers.depth >= layers.depth.max() - (late - 1)].groupby("dataset").mean_cosine.mean()
     return first, last
+
+
+def early_cosine_ratio(layers: pd.DataFrame, early: int = 3,
+                       network: Sequence[str] = ("dataset", "noise", "P")) -> pd.Series:
+    """Per network of :func:`grid_layer_metrics` (the columns ``network`` name one), the largest mean cosine
+    similarity (Eq. 4) of its first ``early`` hidden layers over its largest layer value: how small the early layers'
+    values are on the scale of that network's own (Figures 3 and 6: "very small cosine similarities ... in the
+    earlier layers of all models under any noise conditions"). 1 when an early layer is the network's largest."""
+    def ratio(part: pd.DataFrame) -> float:
+        return float(part[part.depth <= early].mean_cosine.max() / part.mean_cosine.max())
+
+    return layers.groupby(list(network), sort=False).apply(ratio, include_groups=False).rename("early_ratio")
 
 
 # --- Figure 4 ---------------------------------------------------------------------------------------------------
