@@ -22,7 +22,19 @@ def test_chapter_executes_at_smoke_scale_and_caches_its_sweeps(tmp_path, monkeyp
 
     claims = [Claim(**c) for c in json.loads((tmp_path / "claims" / "smoke" / "weng-double-descent.json").read_text())]
     assert len(claims) == 8 and {c.verdict for c in claims} <= set(VERDICTS)
-    assert {c.paper for c in claims} == {"Belkin et al. 2019", "Weng 2019"} and {c.source for c in claims} == {"paper"}
+    assert {c.paper for c in claims} == {"Belkin et al. 2019", "Weng 2019", "ours"}
+    # Belkin et al. show no label-noise curve: its two claims are our extension, never counted as the paper's
+    ours = [c for c in claims if c.source == "ours"]
+    assert len(ours) == 2 and all("label noise" in c.claim and c.paper == "ours" for c in ours)
+    assert {c.source for c in claims} == {"paper", "ours"}
+    # every claim says how it departs from the protocol it is compared with: the smoke nets train a few epochs of Adam
+    # where Belkin et al. train up to 6,000 of SGD, and Weng's setting 4 epochs where her code trains 500
+    assert all(c.departures and c.departures != ["protocol not stated"] and not c.at_protocol for c in claims)
+    nets = [c for c in claims if c.figure == "Figure 4"]
+    assert all(any(d.startswith("epochs: 8 ") and "6,000" in d for d in c.departures) for c in nets)
+    assert all(any(d.startswith("optimizer: adam") and "(paper: sgd" in d for d in c.departures) for c in nets)
+    weng_departures = next(c for c in claims if c.paper == "Weng 2019").departures
+    assert "epochs: 4 (paper: 500)" in weng_departures
     assert [c.recompute() for c in claims] == [c.verdict for c in claims]
     assert all(c.criterion and c.requires for c in claims)
     networks = [c for c in claims if c.figure in ("Figure 4", "risk curve experiment")]
@@ -35,6 +47,8 @@ def test_chapter_executes_at_smoke_scale_and_caches_its_sweeps(tmp_path, monkeyp
     # the random-feature peak of a closed-form minimum-norm solve is the solver's; the second descent is not
     rff = [c for c in claims if c.figure == "Figure 2"]
     assert [c.construction for c in rff] == ["solver", "solver", ""]
+    assert [c.evidence for c in rff] == ["confirmation", "confirmation", "test"]  # a solver's mathematics cannot fail
+    assert all(any(d.startswith("training images: 200 (paper: 10,000)") for d in c.departures) for c in rff)
     assert all(c.data == "200 of 10,000 training images" for c in rff)
     closing = "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
     assert "**Not tested (a precondition failed at this scale)**, 5 of 8" in closing

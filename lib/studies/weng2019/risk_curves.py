@@ -11,6 +11,8 @@ only assembles its calls and measures what comes back, so changing a measure her
 - :func:`peak_ratios`: Figure 4's double descent in two numbers, the test loss near the threshold n K and at the
   widest net, each over the under-parameterized minimum; :func:`ratio_table` sets them beside Belkin et al.'s.
 - :func:`rff_table`, :func:`rff_peak`: the random-feature curve of Figure 2 and where it peaks.
+- :func:`network_protocol`, :func:`weng_protocol`, :func:`rff_protocol`: how a curve's measurement departs from the
+  protocol of the paper it is compared with (:class:`lib.verdicts.Protocol`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from lib.studies.weng2019 import double_descent as dd
+from lib.verdicts import Protocol
 
 #: The measured quantities of one network curve (:func:`lib.studies.weng2019.double_descent.nn_curve`), per width.
 CURVE_FIELDS = ("width", "params", "epochs", "train_loss", "train_error", "train_clean_error", "test_loss",
@@ -149,3 +152,60 @@ def rff_peak(rff: pd.DataFrame, n: int) -> dict:
     among N < n (``under_best``)."""
     return {"peak": rff.loc[rff.test_loss.idxmax()], "minimum": rff.test_loss.min(),
             "under_best": rff[rff.features < n].test_loss.min(), "largest": rff.loc[rff.features.idxmax()]}
+
+
+def _optimizer(training) -> str:
+    """A :class:`~lib.studies.weng2019.protocol.DoubleDescentTraining` as the protocol's optimizer field."""
+    text = f"{training.optimizer} lr {training.lr:g}"
+    if training.optimizer == "sgd" and training.momentum:
+        text += f" momentum {training.momentum:g}"
+    if training.lr_decay != 1.0 and training.lr_decay_every:
+        text += f" x{training.lr_decay:g} every {training.lr_decay_every} epochs"
+    text += " full batch" if training.batch_size is None else f" batch {training.batch_size}"
+    return text + (f", squared error on the {training.loss_on} outputs" if training.loss_on != "linear" else "")
+
+
+def _test_images(n_test: int | None) -> str:
+    return "all 10,000" if n_test is None else f"{n_test:,}"
+
+
+def _widths(widths) -> str:
+    return f"784-H-10, H = {min(widths)}-{max(widths)} ({dd.n_params(min(widths)):,}-{dd.n_params(max(widths)):,} " \
+           "parameters)"
+
+
+def network_protocol(params, paper) -> Protocol:
+    """How the network curves of ``params`` (the chapter's parameters) depart from Belkin et al.'s Figure 4 protocol
+    (``paper``: the parameters at ``paper`` scale, the protocol as public reproductions quote it): training and test
+    images, epochs (the fresh sweep's budget and the reuse chain's, which stops at zero training error), optimizer,
+    widths and repetitions."""
+    def side(p) -> dict:
+        stop = ", to zero training error below n K" if p.training.stop_at_zero_error else ""
+        return {"training images": f"{p.n_train:,}", "test images": _test_images(p.n_test),
+                "epochs": f"{p.training.epochs:,} (reuse chain {p.chain_epochs:,}{stop})",
+                "optimizer": _optimizer(p.training), "model": _widths(p.widths), "seeds": str(len(p.seeds))}
+
+    return Protocol(side(params), side(paper))
+
+
+def weng_protocol(params, paper, n_train_weng: int) -> Protocol:
+    """How "Weng's setting" of ``params`` departs from her code's (``paper.weng``, one run per width, on
+    ``n_train_weng`` images): training and test images, epochs, optimizer (with her loss), widths, runs."""
+    def side(p, n_train: int, runs: int) -> dict:
+        return {"training images": f"{n_train:,}", "test images": _test_images(p.n_test),
+                "epochs": f"{p.weng.training.epochs:,}", "optimizer": _optimizer(p.weng.training),
+                "model": _widths(p.weng.widths) + ", weights reused at every width", "seeds": str(runs)}
+
+    return Protocol(side(params, params.n_train, len(params.seeds)), side(paper, n_train_weng, 1))
+
+
+def rff_protocol(params, paper) -> Protocol:
+    """How the random-feature curve of ``params`` departs from Belkin et al.'s Figure 2 (``paper``): its training
+    and test images and feature counts; the solve is closed form (minimum-norm least squares) on both sides."""
+    def side(p) -> dict:
+        return {"training images": f"{p.rff.n_train:,}", "test images": _test_images(p.n_test),
+                "epochs": "closed form", "optimizer": "minimum-norm least squares",
+                "model": f"random Fourier features, N = {min(p.rff.features):,}-{max(p.rff.features):,}, "
+                         f"sigma {p.rff.sigma:g}", "seeds": "1"}
+
+    return Protocol(side(params), side(paper))
