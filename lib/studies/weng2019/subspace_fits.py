@@ -74,6 +74,26 @@ def grid_decides(grid: pd.DataFrame, bar: Callable[[Hashable], float], lo: float
                and (g[column].max() >= bar(key) or g.d.max() > hi) for key, g in grid.groupby(by))
 
 
+def crossing_resolution(d_values: Iterable[float], crossing: float) -> float:
+    """How finely a d grid resolves a crossing: half the width of the interval of consecutive ``d_values`` that holds
+    ``crossing`` (its value is interpolated inside that interval, so it is known to about half its width). NaN for a
+    NaN crossing or one outside the grid."""
+    grid = np.unique(np.asarray(list(d_values), dtype=float))
+    if math.isnan(crossing) or len(grid) < 2 or not grid[0] <= crossing <= grid[-1]:
+        return float("nan")
+    upper = min(max(int(np.searchsorted(grid, crossing, side="left")), 1), len(grid) - 1)
+    return float(grid[upper] - grid[upper - 1]) / 2
+
+
+def spread(values: Iterable[float]) -> float:
+    """The spread (max - min) of the finite ``values`` (0 for fewer than two; NaN where any is NaN: a seed that never
+    crossed leaves the spread unknown)."""
+    values = [float(v) for v in values]
+    if any(math.isnan(v) for v in values):
+        return float("nan")
+    return max(values) - min(values) if len(values) > 1 else 0.0
+
+
 def every_group_reaches(grid: pd.DataFrame, bar: float, by: str = "n", column: str = "final_train_acc") -> bool:
     """Whether every group of ``grid`` (a subset size) reaches ``bar`` at some d of the grid."""
     return all(g[column].max() >= bar for _, g in grid.groupby(by))

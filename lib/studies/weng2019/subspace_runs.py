@@ -5,13 +5,15 @@ Every run is on MNIST with pixels / 255 and Adam at a constant rate, all its epo
 paper's protocol (Section 2 and the authors' scripts, protocol notes). A network's runs are described by one entry
 of the chapter's parameters (:class:`~lib.studies.weng2019.protocol._SubspaceRuns`: model, data sizes, batch, the
 rates and epochs of the direct and the subspace runs, the d grid, seeds, projection); the subspace runs are
-trained by :mod:`.intrinsic_dimension`.
+trained by :mod:`.intrinsic_dimension`. :func:`protocol` says how a network's runs depart from the paper's.
 """
 
 from __future__ import annotations
 
+from lib.data import SIZES
 from lib.studies.weng2019.intrinsic_dimension import SubspaceConfig
 from lib.train import RunConfig
+from lib.verdicts import Protocol, compare_runs
 
 
 def run_config(spec, model: str, seed: int, lr: float, epochs: int, *, data_seed: int, **changes) -> RunConfig:
@@ -54,3 +56,23 @@ def shuffled_configs(spec, *, data_seed: int) -> list[SubspaceConfig]:
     return [SubspaceConfig(run_config(spec, spec.model, spec.seed, spec.lr, spec.epochs, data_seed=data_seed, n_train=n,
                                       randomization="random_labels", corruption=1.0), d, "auto")
             for n in spec.n_train for d in spec.d]
+
+
+def protocol(spec, paper_spec, model: str, *, data_seed: int, direct: bool = False, ours_extra: dict | None = None,
+             paper_extra: dict | None = None) -> Protocol:
+    """How the runs of ``model`` described by ``spec`` (one entry of the chapter's parameters) depart from those of
+    ``paper_spec`` (the same entry at ``paper`` scale): :func:`lib.verdicts.compare_runs` of their subspace runs (or,
+    with ``direct``, of their directly trained references) on MNIST's 60,000 / 10,000 images, seeds counted, and the
+    projection. ``ours_extra`` / ``paper_extra`` add or replace fields on either side (a departure the parameters
+    do not hold, such as the essay's dropout at evaluation)."""
+    def config(entry) -> RunConfig:
+        lr, epochs = (entry.direct_lr, entry.direct_epochs) if direct else (entry.lr, entry.epochs)
+        return run_config(entry, model, entry.seeds[0], lr, epochs, data_seed=data_seed)
+
+    train_total, test_total = SIZES["mnist"]
+    distance = compare_runs(config(spec), config(paper_spec), len(spec.seeds), len(paper_spec.seeds),
+                            train_total=train_total, test_total=test_total)
+    ours, paper = dict(distance.ours), dict(distance.paper)
+    if not direct:
+        ours["projection"], paper["projection"] = spec.projection, paper_spec.projection
+    return Protocol({**ours, **(ours_extra or {})}, {**paper, **(paper_extra or {})})
