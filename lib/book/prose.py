@@ -6,6 +6,10 @@ the chapter's short :data:`ALLOWED` list (numbers quoted from a paper's text tha
 hold). Anything else is a result typed into the prose: it must come from the notebook (an f-string in a
 ``remove-input`` cell, or ``glue``) or go. :func:`stale_sentences` lists the offenders;
 ``python -m lib.book.prose book/<chapter>.md`` prints them.
+
+What a chapter computes must not reach readers as a placeholder either: :func:`notebook_placeholders` lists every
+"NaN", "+nan", "nanx", infinity, pandas' ``<NA>``, reason cut off after its colon ("not tested because x:") and run
+hash naming a row (20 hex digits, a run's store key) in what a reader sees of an executed chapter.
 """
 
 from __future__ import annotations
@@ -121,6 +125,62 @@ def stale_sentences(markdown: str, chapter: str, small: int = 10) -> list[tuple[
                 found.append((number, " ".join(sentence.split())))
     return found
 
+
+
+# --- placeholders: what a computation left in its output instead of words ------------------------------------------
+
+PLACEHOLDERS: dict[str, re.Pattern] = {
+    "NaN": re.compile(r"(?<![A-Za-z])[+\-−]?nan(?![a-wyz])", re.I),  # "NaN", "+nan", "nanx", "nan%"
+    "infinity": re.compile(r"(?<![A-Za-z])[+\-−]?inf(?![a-z])", re.I),
+    "pandas' missing value": re.compile(r"<NA>|&lt;NA&gt;|\bNaT\b"),
+    "a reason cut off after its colon": re.compile(r"\bbecause\b[^.\n<]*?:\s*(?=$|[.;,)\]<])", re.M),
+    # a run's store key (20 hex digits) naming a row: a table's row header, or the start of a printed line
+    "a run hash as a row label": re.compile(r"<th[^>]*>\s*[0-9a-f]{20}\s*</th>|^\s*[0-9a-f]{20}\b", re.M),
+}
+# the output a rendered page shows of a display, highest first (the book's myst-nb ranks Markdown above HTML)
+_SHOWN = ("text/markdown", "text/html", "text/plain")
+
+
+def placeholders(text: str) -> list[tuple[str, str]]:
+    """(kind, the text around it) for every placeholder of :data:`PLACEHOLDERS` in ``text``."""
+    found = []
+    for kind, pattern in PLACEHOLDERS.items():
+        for match in pattern.finditer(text):
+            around = text[max(0, match.start() - 60):match.end() + 30]
+            found.append((kind, " ".join(re.sub(r"<[^>]+>", " ", around).split())))
+    return found
+
+
+def shown_outputs(notebook) -> list[tuple[int, str]]:
+    """(cell index, text) of every output a reader of the executed notebook's page sees: printed text and each
+    display's rendered form (charts and cells tagged ``remove-cell``/``remove-output`` left out)."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4) if isinstance(notebook, (str, Path)) else notebook
+    shown = []
+    for index, cell in enumerate(nb.cells):
+        tags = set(cell.metadata.get("tags", []))
+        if cell.cell_type != "code" or tags & {"remove-cell", "remove-output"}:
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                shown.append((index, output.get("text", "")))
+                continue
+            data = output.get("data", {})
+            if "vega-embed" in data.get("text/html", ""):
+                continue
+            kind = next((k for k in _SHOWN if k in data), None)
+            if kind:
+                text = data[kind]
+                shown.append((index, text if isinstance(text, str) else "".join(text)))
+    return shown
+
+
+def notebook_placeholders(notebook) -> list[str]:
+    """Every placeholder (:func:`placeholders`) in what a reader sees of an executed notebook, as
+    ``"cell N: kind: text around it"``."""
+    return [f"cell {index}: {kind}: {around}" for index, text in shown_outputs(notebook)
+            for kind, around in placeholders(text)]
 
 def main(argv: list[str]) -> int:
     bad = 0

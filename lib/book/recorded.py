@@ -57,22 +57,24 @@ def changes(chapter: str, scale: str = "full") -> str:
 
 
 def runs_table(record: results.ChapterRecord | None) -> pd.DataFrame | None:
-    """One row per recorded run the chapter used: what it trained, how far, its accuracies, when and in how long."""
+    """One row per recorded run the chapter used, named by its model and corruption: what it trained, how far, its
+    accuracies, when, in how long, and its entry in the store."""
     if record is None:
         return None
     rows = []
     for key, provenance in record.runs.items():
         payload = json.loads(results.run_path(record.scale, key).read_text())
         config, summary = payload["config"], payload["summary"]
-        rows.append({"run (store key)": key, "data set": config["dataset"],
+        rows.append({"data set": config["dataset"],
                      "training images": f"{summary.get('n_train') or config['n_train'] or 'all'}",
                      "model": config["model"], "corruption": f"{config['randomization']} {config['corruption']:g}",
                      "precision": config.get("precision", "fp32"), "epochs": summary.get("epochs"),
                      "train acc": round(float(summary.get("final_train_acc", float("nan"))), 4),
                      "test acc": round(float(summary.get("final_test_acc", float("nan"))), 4),
                      "trained": (provenance or {}).get("trained") or "",
-                     "train time": f"{float((provenance or {}).get('train_seconds') or 0) / 60:.1f} min"})
-    return pd.DataFrame(rows).set_index("run (store key)")
+                     "train time": f"{float((provenance or {}).get('train_seconds') or 0) / 60:.1f} min",
+                     "store entry": f"runs/{key}.json"})
+    return pd.DataFrame(rows).set_index(["model", "corruption"])  # rows named by what they trained, not by hash
 
 
 def with_scale(here: pd.DataFrame, ch, record: results.ChapterRecord | None, name: str) -> pd.DataFrame:
