@@ -478,3 +478,38 @@ def variance_frame(accuracy: pd.DataFrame, model: str) -> pd.DataFrame:
                          variance=frame.variance.map("{:.1%} variance".format))
     return over_seeds(frame[~frame.set.isin(["true subspaces, corrupted train"])],
                       ["variance", "corruption", "layer_index", "layer_name", "set"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The input layer as the baseline (section 3.1, appendix A.10) and the later layers
+
+LATER = 2  # the "later layers" of a network: its last two probed layers (the MLP's two FC (2048))
+
+
+def later_layers(frame: pd.DataFrame, model: str, count: int = LATER) -> list[str]:
+    """The names of ``model``'s last ``count`` probed layers in ``frame`` (by ``layer_index``): the MLP's FC (2048)
+    and FC (2048) #2, the layers the paper's "over 80% in later layers" is about."""
+    layers = frame[frame.model == model].drop_duplicates("layer_index").sort_values("layer_index")
+    return list(layers.layer_name[layers.layer_name != "Input"].tail(count))
+
+
+def against_input(figure1: pd.DataFrame, models: Sequence[str], n_test: int, which: str = "test") -> pd.DataFrame:
+    """Per (model, corruption) where the input was decoded: the best of the later layers' MASC accuracy on set
+    ``which`` (``later``, its layer ``layer_name``), MASC on the input (``input``), ``margin`` (later minus input) and
+    ``two_se``, two standard errors of that difference on ``n_test`` images each (:func:`lib.verdicts.difference_se`)."""
+    from lib.verdicts import difference_se
+
+    rows = []
+    for model in models:
+        names = later_layers(figure1, model)
+        frame = figure1[(figure1.model == model) & (figure1.set == which)]
+        for p, g in frame.groupby("corruption"):
+            inputs, later = g[g.layer_name == "Input"], g[g.layer_name.isin(names)]
+            if inputs.empty or later.empty:
+                continue
+            best = later.loc[later.accuracy.idxmax()]
+            rows.append(dict(model=model, corruption=float(p), layer_name=best.layer_name, later=float(best.accuracy),
+                             input=float(inputs.accuracy.iloc[0]), margin=float(best.accuracy - inputs.accuracy.iloc[0]),
+                             two_se=2 * difference_se(float(best.accuracy), n_test, float(inputs.accuracy.iloc[0]),
+                                                      n_test)))
+    return pd.DataFrame(rows, columns=["model", "corruption", "layer_name", "later", "input", "margin", "two_se"])
