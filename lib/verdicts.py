@@ -123,6 +123,7 @@ __all__ = [
     "evidence_of",
     "ClaimBook",
     "kind_of",
+    "standing_of",
     "load_claims",
     "scorecard",
     "write_scorecard",
@@ -757,8 +758,11 @@ class ClaimBook:
         frame = pd.DataFrame([asdict(c) for c in chosen], columns=list(Claim.__dataclass_fields__))
         if frame.empty:
             return frame
-        frame["kind"] = [kind_of(c) for c in chosen]
+        frame["kind"] = [standing_of(c) for c in chosen]
         frame["verdict"] = frame.verdict.where(frame.untested == "", "not tested: " + frame.untested)
+        frame["data"] = [f"{c.data}; " + ("at the paper's protocol" if c.at_protocol else
+                                          "departs from the paper's protocol in " + "; ".join(c.departures))
+                         for c in chosen]
         return frame[["figure", "claim", "paper_value", "our_value", "verdict", "rule", "data", "kind"]].rename(columns={
             "paper_value": "paper", "our_value": "ours", "rule": "criterion", "data": "measured on"}
         ).set_index(["figure", "claim"])
@@ -830,6 +834,16 @@ def kind_of(claim: Claim) -> str:
     if not claim.substantive:
         return "by construction"
     return "substantive"
+
+
+def standing_of(claim: Claim) -> str:
+    """What a claim counts as, for a chapter's table: ``test``, ``confirmation (<why it could only agree>)``, or its
+    kind where it is not the papers' (:func:`kind_of`)."""
+    if claim.source != "paper":
+        return kind_of(claim)
+    if claim.evidence == "confirmation":
+        return f"confirmation ({claim.one_sided or 'it could only agree'})"
+    return "test"
 
 
 def load_claims(scale: str) -> list[Claim]:

@@ -27,7 +27,8 @@ def test_numeric_verdicts_follow_the_tolerance():
     assert (up.verdict, down.verdict) == ("same trend", "differs")
     table = b.table()
     assert list(table.columns) == ["paper", "ours", "verdict", "criterion", "measured on", "kind"]
-    assert len(table) == 5 and set(table["measured on"]) == {"500 of 60,000 training images"}
+    assert len(table) == 5 and set(table["measured on"]) == {
+        "500 of 60,000 training images; departs from the paper's protocol in protocol not stated"}
     assert "rho >= 0.7 (rho = 0.8)" in table.loc[("Fig 1", "d"), "criterion"]
 
 
@@ -72,7 +73,7 @@ def test_kind_needs_a_reason_and_checks_are_not_the_papers_claims():
     reproduction = b.value(figure="notes", claim="someone's number", paper_value=54.3, ours=60.0, tolerance=5.0,
                            source="reproduction", paper="a public reproduction")
     assert check.source == "check" and check.verdict == "same trend" and reproduction.paper == "a public reproduction"
-    assert b.table().kind.tolist() == ["by construction", "our check", "a reproduction's number"]
+    assert b.table().kind.tolist() == ["confirmation (chance)", "our check", "a reproduction's number"]
     closing = b.closing()
     assert "Checks of our own implementation" in closing and "a reproduction's number" in closing
     assert "solvers agree" in closing and "random labels: test" in closing
