@@ -42,7 +42,7 @@ lint: env
 # JupyterLab with this repository's settings (.jupyter/: jupytext's notebook is the default viewer of .md files, so
 # a chapter opens as a notebook); it listens on localhost only. LAB_ARGS adds options, e.g. LAB_ARGS=--no-browser.
 lab: env
-	JUPYTER_CONFIG_DIR=$(CURDIR)/.jupyter $(BIN)/jupyter lab $(LAB_ARGS)
+	JUPYTER_CONFIG_DIR=$(CURDIR)/.jupyter $(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 # Speed, measured side by side in one run (writes _build/bench.json); BENCH_ARGS=--quick for a fast pass.
 bench: env
@@ -51,5 +51,6 @@ bench: env
 clean:
 	rm -rf _build
 
-clean-runs:
+clean-runs:  # the tests' run cache (_runs) and the book's ($$LIB_CACHE_DIR, default ~/.cache/lib/runs)
 	rm -rf _runs
+	$(BIN)/python -m lib runs clear -y
