@@ -256,3 +256,30 @@ def test_correlations_pooled_within_and_against_depth():
 def test_most_polarized_layer_against_the_best_decoding_layer():
     agree = synthesis.most_polarized_is_best(joined_layers())
     assert agree.to_dict() == {0: True, 1: True, 2: False}  # network 2: most polarized fc1, largest gap fc4
+
+
+def test_a_masc_margin_counts_only_beyond_two_standard_errors():
+    better = pd.Series([0.60, 0.56, 0.90, 0.50], index=[3, 4, 5, 6])
+    worse = pd.Series([0.50, 0.50, 0.89, 0.55], index=[3, 4, 5, 6])
+    # on 1,000 test images 2 SE of a difference near 50% is about 4.4 points, near 90% about 2.7
+    beyond = synthesis.beyond_noise(better, worse, 1000)
+    assert beyond.to_dict() == {3: True, 4: True, 5: False, 6: False}
+    assert synthesis.beyond_noise(better, worse, 100).to_dict() == {3: False, 4: False, 5: False, 6: False}
+
+
+def test_protocols_of_both_papers_networks_against_the_papers():
+    T, M = load_params("theunissen-noise", "smoke"), load_params("masc-decoding", "smoke")
+    theunissen = synthesis.theunissen_protocol(T, load_params("theunissen-noise", "paper"),
+                                               pd.DataFrame(dict(train_acc=[0.3, 1.0])))
+    assert theunissen.paper["epochs"] == "no stopping rule or 400 epochs"
+    assert {d.split(":")[0] for d in theunissen.departures()} == {"training images", "test images", "epochs", "seeds"}
+    paper = load_params("masc-decoding", "paper")
+    spec = M.models["MLP-MNIST"]
+    unfit = synthesis.masc_protocol(M, paper, "MLP-MNIST", [0], pd.DataFrame(dict(train_acc=[0.5])))
+    assert unfit.paper["epochs"] == "to 99.9% training accuracy or 500 epochs" and unfit.paper["seeds"] == "3"
+    assert f"epochs: to 99.9% training accuracy or {spec['max_epochs']} epochs (paper: to 99.9% training accuracy " \
+           "or 500 epochs)" in unfit.departures()
+    # every run reached the paper's stopping rule: its own cap did not bind, so the epochs are the paper's
+    fitted = synthesis.masc_protocol(M, paper, "MLP-MNIST", [0], pd.DataFrame(dict(train_acc=[0.9995])))
+    assert not any(d.startswith("epochs:") for d in fitted.departures())
+    assert synthesis.masc_protocol(paper, paper, "MLP-MNIST", paper.seeds, pd.DataFrame(dict(train_acc=[1.0]))).at_protocol

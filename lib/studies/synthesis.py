@@ -11,7 +11,7 @@ Two papers look inside networks that fit noisy training sets, with different ins
   1 and 3) fitted on the layer's outputs for the training set (sections 4-5), in :mod:`lib.studies.masc.decoding`.
 
 This module collects the networks of both chapters in one frame (one row per trained network,
-built with :mod:`lib.protocols` so that the runs are exactly the chapters' own and come from the
+built with :mod:`lib.studies.protocols` so that the runs are exactly the chapters' own and come from the
 run cache), applies both probes to every network, and joins them per (network, hidden layer).
 The join answers the question neither paper asks: does a layer's polarization or cosine
 similarity predict whether MASC in that layer beats the network's own test accuracy?
@@ -24,7 +24,9 @@ The chapter's questions, each computed here: (1) MASC on Theunissen et al.'s net
 :func:`metrics_with_networks`, :func:`mean_over_seeds`, :func:`halves_by_degree`, :func:`first_last_cosine`,
 :func:`most_polarized_layer`, :func:`label_noise_depth_curves`); (3) whether a layer metric predicts where MASC
 beats the network (:func:`join_layers`, :func:`rank_correlation`, :func:`correlations`,
-:func:`most_polarized_is_best`). The chapter's parameter schema is at the end of the file.
+:func:`most_polarized_is_best`). Its claims are our extensions: they compare MASC margins beyond noise
+(:func:`beyond_noise`) and say how the networks were trained against each paper's protocol
+(:func:`theunissen_protocol`, :func:`masc_protocol`). The chapter's parameter schema is at the end of the file.
 """
 
 from __future__ import annotations
@@ -37,12 +39,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lib.protocols import masc_config, theunissen_config
+from lib.data import SIZES
 from lib.runs import run_best_of, run_grid
 from lib.schemas import (ChapterParams, DatasetName, Fraction, NoiseType, NonEmpty, PositiveInt, Probability,
                          Seed, schema)
 from lib.studies.masc import decoding as decode
+from lib.studies.protocols import masc_config, theunissen_config
+from lib.studies.theunissen2019.noise import grid_protocol
 from lib.studies.theunissen2019.probes import run_layer_metrics
+from lib.verdicts import Protocol, compare_runs, difference_se
 
 LABEL_NOISE = ("label_noise", "partial_labels", "random_labels")  # randomizations that change labels, not inputs
 NETWORK_COLUMNS = ["network", "architecture", "dataset", "noise", "p", "seed", "train_acc", "test_acc", "epochs", "config",
@@ -224,6 +229,35 @@ def mixed(frame: pd.DataFrame) -> pd.Series:
     (:func:`polarization_defined` of its ``noise`` and ``p``): the rows on which polarization means something."""
     return pd.Series([polarization_defined(n, p) for n, p in zip(frame.noise, frame.p)], index=frame.index,
                      dtype=bool)
+
+
+def theunissen_protocol(T: ChapterParams, paper: ChapterParams, networks: pd.DataFrame) -> Protocol:
+    """How Theunissen et al.'s networks of ``networks`` (the rows of :func:`theunissen_networks`) were trained against
+    Appendix A (``paper``: that chapter's parameters at ``paper`` scale): that chapter's own
+    :func:`lib.studies.theunissen2019.noise.grid_protocol`."""
+    return grid_protocol(T, paper, networks)
+
+
+def masc_protocol(M: ChapterParams, paper: ChapterParams, model: str, seeds: Sequence[int],
+                  networks: pd.DataFrame) -> Protocol:
+    """How the MASC chapter's runs of model entry ``model`` (``networks``: the rows of :func:`masc_networks`, from
+    ``seeds``) were trained against the MASC paper's (``paper``: that chapter's parameters at ``paper`` scale, with its
+    seeds): :func:`lib.verdicts.compare_runs` of :func:`lib.studies.protocols.masc_config` at both, on the data set's
+    whole training and test sets; *converged* when every run reached its stopping rule."""
+    spec, paper_spec = ({**P.models, **P.extra_models}[model] for P in (M, paper))
+    stop = spec["stop_train_acc"]
+    converged = stop is not None and len(networks) > 0 and bool((networks.train_acc >= stop).all())
+    totals = SIZES[spec["dataset"]]
+    return compare_runs(masc_config(M, spec, 0.0, seeds[0]), masc_config(paper, paper_spec, 0.0, paper.seeds[0]),
+                        len(seeds), len(paper.seeds), train_total=totals[0], test_total=totals[1], converged=converged)
+
+
+def beyond_noise(better: pd.Series, worse: pd.Series, n_test: int) -> pd.Series:
+    """Whether each accuracy of ``better`` exceeds its counterpart in ``worse`` (aligned Series of fractions, both
+    measured on the same ``n_test`` test images) by more than 2 standard errors of the difference (binomial, taken as
+    independent: on one test set the two are positively correlated, so this is the side of caution)."""
+    margins = [b - w > 2 * difference_se(b, n_test, w, n_test) for b, w in zip(better, worse)]
+    return pd.Series(margins, index=better.index, dtype=bool)
 
 
 def unfitted(networks: pd.DataFrame, threshold: float) -> pd.DataFrame:
