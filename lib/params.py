@@ -25,6 +25,7 @@ schema's defaults applied.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -84,15 +85,55 @@ class Replace(dict):
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML's safe loader, plus the ``!replace`` tag on a mapping."""
+    """YAML's safe loader, plus the ``!replace`` tag on a mapping; ``1e-3`` is a number (YAML 1.2's floats: PyYAML's
+    1.1 resolver takes a float without a dot for text), and a key repeated in one mapping is an error (YAML would
+    keep the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark)
+                except TypeError:  # an unhashable key: YAML's own error follows
+                    continue
+                if first is not key_node.start_mark:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark,
+                        f"key {key!r} appears twice (first on line {first.line + 1}); each key may be given once",
+                        key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_constructor("!replace", lambda loader, node: Replace(loader.construct_mapping(node, deep=True)))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"""^(?:
+     [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))
 
 
 def load_yaml(path: Path) -> Any:
-    """A parameters file (``!replace`` mappings as :class:`Replace`)."""
+    """A parameters file (``!replace`` mappings as :class:`Replace`; ``1e-3`` a number; a repeated key an error)."""
     return yaml.load(Path(path).read_text(), Loader=_Loader)
+
+
+def parse_value(text: str) -> Any:
+    """A value given on a command line (``-p NAME VALUE``) as a parameters file reads it: numbers (``1e-3`` too),
+    lists, mappings, null, true/false; text that is not YAML is the text itself. A mapping that repeats a key raises
+    :class:`lib.schemas.ParamsError`."""
+    from lib import schemas
+
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.constructor.ConstructorError as error:
+        raise schemas.ParamsError(f"{text!r}: {error.problem}") from None
+    except yaml.YAMLError:
+        return text
 
 
 def _plain(value: Any) -> Any:
@@ -117,8 +158,10 @@ def _read(path: Path) -> dict:
 
     try:
         values = load_yaml(path) or {}
-    except yaml.YAMLError as error:
-        raise schemas.ParamsError(f"{path} is not valid YAML: {error}") from None
+    except yaml.YAMLError as error:  # one line: the file, the line, the problem
+        mark, problem = getattr(error, "problem_mark", None), getattr(error, "problem", None)
+        where = f"{path}, line {mark.line + 1}," if mark is not None else str(path)
+        raise schemas.ParamsError(f"{where} is not valid YAML: {problem or error}") from None
     if not isinstance(values, dict):
         raise schemas.ParamsError(f"{path} must hold a mapping of parameter names to values, not {type(values).__name__}")
     return values
@@ -129,7 +172,8 @@ def raw_params(chapter: str, scale: str = "cpu") -> dict:
     from lib import schemas
 
     if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+        raise schemas.ParamsError(f"unknown scale {scale!r}{schemas.did_you_mean(scale, SCALES)}; "
+                                  f"choose one of {', '.join(SCALES)}")
     base = base_path(chapter)
     if not base.is_file():
         raise FileNotFoundError(f"no parameters for chapter {chapter!r}: {base} does not exist")
@@ -139,8 +183,8 @@ def raw_params(chapter: str, scale: str = "cpu") -> dict:
         changes = _read(overlay)
         unknown = sorted(set(changes) - set(values))
         if unknown:
-            raise schemas.ParamsError(f"{overlay} sets {unknown}, which the base {base} does not have (a typo?); "
-                                      f"known: {sorted(values)}")
+            raise schemas.ParamsError(f"{overlay} sets {', '.join(map(str, unknown))}, which the base {base} does not "
+                                      f"have{schemas.did_you_mean(unknown[0], values)}; known: {', '.join(values)}")
         values = merge(values, changes)
     return values
 
@@ -151,14 +195,17 @@ def load_params(chapter: str, scale: str = "cpu", overrides: dict | None = None)
     ``.overridden`` set.
 
     Raises :class:`lib.schemas.ParamsError` (a ``ValueError``) naming each bad key, its value and what is
-    allowed; ``ValueError`` for an unknown scale; ``FileNotFoundError`` for a missing base file; ``KeyError``
-    for an override of a key the parameters do not have. Nothing is loaded or trained before these checks."""
+    allowed; ``ValueError`` for an unknown scale; ``FileNotFoundError`` for a missing base file;
+    :class:`lib.schemas.UnknownParameter` (a ``ParamsError`` and a ``KeyError``) for an override of a key the
+    parameters do not have, naming the nearest one. Nothing is loaded or trained before these checks."""
     from lib import schemas
 
     values = raw_params(chapter, scale)
-    unknown = set(overrides or {}) - set(values)
+    unknown = sorted(set(overrides or {}) - set(values), key=str)
     if unknown:
-        raise KeyError(f"override(s) {sorted(unknown)} are not parameters of {chapter!r}; known: {sorted(values)}")
+        raise schemas.UnknownParameter(
+            "; ".join(f"override {key}: not a parameter of {chapter!r}{schemas.did_you_mean(key, values)}"
+                      for key in unknown) + f" (its parameters: {', '.join(values)})")
     values = copy.deepcopy(values)
     values.update(copy.deepcopy(overrides or {}))
     model = schemas.validate(chapter, values)  # a wrong value fails here, before anything is loaded or trained

@@ -19,8 +19,10 @@ A new chapter adds its class beside the code that builds its runs, and its modul
         corruption: list[Probability]
 
 Value types (each fails with the words in quotes): ``PositiveInt`` ("must be a positive integer"),
-``NonNegativeInt``, ``Seed``, ``PositiveFloat``, ``NonNegativeFloat``, ``Probability`` (in [0, 1]),
-``Fraction`` (in (0, 1], e.g. ``stop_train_acc``), ``ModelName`` (a model :func:`lib.models.build_model`
+``NonNegativeInt``, ``Seed``, ``PositiveFloat`` and ``NonNegativeFloat`` (finite: ``.inf`` and ``.nan`` fail),
+``Probability`` (in [0, 1]), ``Fraction`` (in (0, 1], e.g. ``stop_train_acc``), ``Decay`` (a learning rate's
+factor per epoch, in (0, 1]), ``Epochs`` (1 to :data:`MAX_EPOCHS`), ``Threads`` (0, torch's default, to
+:data:`MAX_THREADS`), ``ModelName`` (a model :func:`lib.models.build_model`
 builds), ``DatasetName`` (:data:`lib.data.DATASETS` and the synthetic ones), ``RandomizationName``
 (:data:`lib.corrupt.RANDOMIZATIONS`), ``NoiseType`` (Theunissen et al.'s three), ``PreprocessingName``,
 ``OptimizerName``, ``InitName``. Sizes of subsets are checked against the data set with
@@ -28,13 +30,20 @@ builds), ``DatasetName`` (:data:`lib.data.DATASETS` and the synthetic ones), ``R
 
 The same rules guard :class:`lib.train.RunConfig` (:func:`check_run_config`), so code that builds
 configurations directly gets the same messages.
+
+Messages: one line per bad key (a single problem is one line in all); an unknown key names the nearest known key
+("did you mean max_epochs?"); a number given as text (``'1e-3'``, as papermill's YAML reads ``1e-3``) says so. In a
+notebook a :class:`ParamsError` shows as its message alone, not as a traceback.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import math
 import numbers
 import re
+import typing
 from typing import Annotated, Any, Callable
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
@@ -44,7 +53,39 @@ SCHEMAS: dict[str, type["ChapterParams"]] = {}
 
 
 class ParamsError(ValueError):
-    """A chapter's parameters do not fit its schema; the message names every bad key, its value and what is allowed."""
+    """A chapter's parameters do not fit its schema; the message names every bad key, its value and what is allowed.
+
+    Raised in a notebook (a chapter's first cell), it shows as its message, not as a traceback (IPython's
+    ``_render_traceback_``)."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {line}" if i == 0 else line for i, line in enumerate(str(self).splitlines())]
+
+
+class UnknownParameter(ParamsError, KeyError):
+    """A key that is not a parameter (an override, a papermill parameter); the message suggests the nearest one.
+    Also a ``KeyError``, as an unknown override always was."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def nearest(word: Any, choices) -> str | None:
+    """The choice closest to ``word`` in spelling (``max_epoch`` → ``max_epochs``), or ``None`` if none is close."""
+    found = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def did_you_mean(word: Any, choices) -> str:
+    """`` (did you mean max_epochs?)`` for a near miss, else ``""``."""
+    match = nearest(word, choices)
+    return f" (did you mean {match}?)" if match else ""
+
+
+#: Bounds that no chapter's protocol comes near (the papers train at most a few thousand epochs): a value past them is
+#: a typo (``max_epochs: 10**12``), refused before anything runs.
+MAX_EPOCHS = 100_000
+MAX_THREADS = 1024
 
 
 # --- rules: one predicate and one message per kind of value, shared by the schemas and RunConfig ------------------
@@ -54,7 +95,19 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    """A finite real number (not a bool; ``inf`` and ``nan`` are not numbers a setting can take)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _numeric_text(value: Any) -> bool:
+    """Text that reads as a number (``'1e-3'``: papermill's YAML reads ``1e-3`` as a string)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _constants(module: str) -> dict[str, Any]:
@@ -115,6 +168,12 @@ RULES: dict[str, tuple[Callable[[Any], bool], Callable[[], str] | str]] = {
     "non_negative_float": (lambda v: _is_number(v) and v >= 0, "must be a number at least 0"),
     "probability": (lambda v: _is_number(v) and 0 <= v <= 1, "must be a probability in [0, 1]"),
     "fraction": (lambda v: _is_number(v) and 0 < v <= 1, "must be a number in (0, 1] (greater than 0, at most 1)"),
+    "decay": (lambda v: _is_number(v) and 0 < v <= 1,
+              "must be a number in (0, 1] (a factor per epoch: greater than 0, at most 1, which is no decay)"),
+    "epochs": (lambda v: _is_int(v) and 0 < v <= MAX_EPOCHS,
+               f"must be a positive integer, at most {MAX_EPOCHS:,} epochs"),
+    "threads": (lambda v: _is_int(v) and 0 <= v <= MAX_THREADS,
+                f"must be a non-negative integer, at most {MAX_THREADS} threads (0: torch's default)"),
     "boolean": (lambda v: isinstance(v, bool), "must be true or false"),
     "model": (_known_model, _model_message),
     "dataset": _one_of(_datasets),
@@ -154,6 +213,9 @@ PositiveFloat = _checked("positive_float", float)
 NonNegativeFloat = _checked("non_negative_float", float)
 Probability = _checked("probability", float)
 Fraction = _checked("fraction", float)  # (0, 1]: a training-accuracy threshold, an explained variance
+Decay = _checked("decay", float)  # (0, 1]: a learning rate's factor per epoch
+Epochs = _checked("epochs", int)  # 1 to MAX_EPOCHS
+Threads = _checked("threads", int)  # 0 (torch's default) to MAX_THREADS
 ModelName = _checked("model", str)
 DatasetName = _checked("dataset", str)
 RandomizationName = _checked("randomization", str)
@@ -197,14 +259,32 @@ def check_run_config(values: dict[str, Any], owner: str = "RunConfig") -> None:
         if value is None and optional:
             continue
         if not RULES[kind][0](value):
-            problems.append(f"{name}: {value!r} — {rule_message(kind)}" + (" or null" if optional else ""))
+            problems.append(f"{name}: {value!r} — {rule_message(kind)}" + (" or null" if optional else "")
+                            + _text_hint(value))
     if not problems and all(k in values for k in ("dataset", "n_train", "n_test")):
         try:
             check_subset(values["dataset"], values["n_train"], values["n_test"], values.get("split", "standard"))
         except PydanticCustomError as error:
             problems.append(error.message())
     if problems:
-        raise ParamsError(f"invalid {owner}:\n  " + "\n  ".join(problems))
+        raise ParamsError(_listed(f"invalid {owner}", problems))
+
+
+def _listed(header: str, problems: list[str]) -> str:
+    """``header: problem`` on one line for one problem; else the header, then one indented line per problem."""
+    if len(problems) == 1:
+        return f"{header}: {problems[0]}"
+    return f"{header}:\n  " + "\n  ".join(problems)
+
+
+def _text_hint(value: Any) -> str:
+    """For a number written as text (``'1e-3'``), a hint that it is text and how to write it as a number; for an
+    infinite or NaN number, that it is not one a setting takes."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return " (a finite number: no setting takes an infinite or NaN value)"
+    if not _numeric_text(value):
+        return ""
+    return f" (that is text, as YAML 1.1 (papermill) reads 1e-3: write {float(value)!r})"
 
 
 RUN_CONFIG_RULES: dict[str, tuple[str, bool]] = {  # field → (rule, None allowed)
@@ -212,9 +292,9 @@ RUN_CONFIG_RULES: dict[str, tuple[str, bool]] = {  # field → (rule, None allow
     "randomization": ("randomization", False), "corruption": ("probability", False), "corrupt_test": ("boolean", False),
     "preprocessing": ("preprocessing", False), "data_seed": ("seed", False), "split": ("split", False),
     "model": ("model", False), "seed": ("seed", False), "init": ("init", False), "optimizer": ("optimizer", False),
-    "lr": ("positive_float", False), "momentum": ("probability", False), "lr_decay": ("positive_float", False),
+    "lr": ("positive_float", False), "momentum": ("probability", False), "lr_decay": ("decay", False),
     "weight_decay": ("non_negative_float", False), "batch_size": ("positive_int", False), "loss": ("loss", False),
-    "max_epochs": ("positive_int", False), "stop_train_acc": ("fraction", True), "precision": ("precision", False),
+    "max_epochs": ("epochs", False), "stop_train_acc": ("fraction", True), "precision": ("precision", False),
     "test_every": ("positive_int", False), "bn_statistics": ("bn_statistics", False),
 }
 
@@ -224,7 +304,7 @@ RUN_CONFIG_RULES: dict[str, tuple[str, bool]] = {  # field → (rule, None allow
 class _Typed(BaseModel):
     """Frozen, checked, read by attribute (``P.n_train``, the schema's default where the file is silent).
     ``P["n_train"]``, ``"n_train" in P``, ``P.get(...)`` and ``dict(P)`` read it as the file's mapping, so code
-    written against the raw YAML (:mod:`lib.protocols`) reads a typed object unchanged."""
+    written against the raw YAML (:mod:`lib.studies.protocols`) reads a typed object unchanged."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -300,6 +380,7 @@ _MESSAGES = {  # pydantic's words for a constraint, in the book's words
     "missing": "is required",
     "too_short": "must have at least {min_length} item(s)",
     "none_required": "must be null",
+    "literal_error": "must be one of {expected}",
 }
 
 
@@ -331,7 +412,45 @@ def _location(parts: tuple) -> str:
     return ".".join(kept)
 
 
-def format_errors(chapter: str, error: ValidationError) -> str:
+def _unwrap(annotation: Any) -> list[Any]:
+    """The types an annotation stands for: ``Annotated[X, ...]`` → X, ``X | None`` → X."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin is typing.Union or type(annotation).__name__ == "UnionType":
+        return [t for arg in typing.get_args(annotation) if arg is not type(None) for t in _unwrap(arg)]
+    return [annotation]
+
+
+def _fields_at(cls: type, location: list) -> list[str]:
+    """The field names of the model found by following ``location`` (field names, mapping keys, list indices) from
+    ``cls``; empty where the location is not a model's."""
+    current = [cls]
+    for part in location:
+        following = []
+        for annotation in current:
+            for kind in _unwrap(annotation):
+                origin, args = typing.get_origin(kind), typing.get_args(kind)
+                if isinstance(kind, type) and issubclass(kind, BaseModel):
+                    if part in kind.model_fields:
+                        following.append(kind.model_fields[part].annotation)
+                elif origin is dict and args:
+                    following.append(args[1])
+                elif origin in (list, tuple) and args and isinstance(part, int):
+                    following.append(args[0])
+        current = following
+    return [name for annotation in current for kind in _unwrap(annotation)
+            if isinstance(kind, type) and issubclass(kind, BaseModel) for name in kind.model_fields]
+
+
+def _path(parts: tuple) -> list:
+    """An error's location without pydantic's type tags (what :func:`_location` keeps), integers kept as integers."""
+    return [part for part in parts if _location((part,)) != "" or part == ""]
+
+
+def format_errors(chapter: str, error: ValidationError, cls: type | None = None) -> str:
+    """The message of a :class:`ParamsError`: one line per problem, each naming the key, the value and what is
+    allowed; an unknown key names the nearest known one at its place (with ``cls``, the chapter's schema)."""
     lines = []
     items = error.errors()
     # a union (X | None) reports one error per branch; "must be null" is noise beside the real one
@@ -345,9 +464,13 @@ def format_errors(chapter: str, error: ValidationError) -> str:
             continue
         given = item.get("input")
         shown = "" if item["type"] in ("missing",) else f": {given!r}"
-        lines.append(f"{location}{shown} — {_describe(item)}")
+        hint = _text_hint(given) if item["type"] not in ("missing", "extra_forbidden") else ""
+        if item["type"] == "extra_forbidden" and cls is not None:
+            path = _path(item["loc"])
+            hint = did_you_mean(path[-1], _fields_at(cls, path[:-1]))
+        lines.append(f"{location}{shown} — {_describe(item)}{hint}")
     unique = list(dict.fromkeys(lines))
-    return f"invalid parameters for {chapter!r}:\n  " + "\n  ".join(unique)
+    return _listed(f"invalid parameters for {chapter!r}", unique)
 
 
 def validate(chapter: str, values: dict[str, Any]) -> ChapterParams | None:
@@ -360,7 +483,7 @@ def validate(chapter: str, values: dict[str, Any]) -> ChapterParams | None:
     try:
         return cls.model_validate(values)
     except ValidationError as error:
-        raise ParamsError(format_errors(chapter, error)) from None
+        raise ParamsError(format_errors(chapter, error, cls)) from None
 
 
 # --- where each chapter's schema lives ------------------------------------------------------------------------
@@ -398,6 +521,20 @@ def all_schemas() -> dict[str, type[ChapterParams]]:
 # --- vocabulary the chapters' schemas share ---------------------------------------------------------------------
 
 NonEmpty = Field(min_length=1)
+
+
+def _must_include(values, required, key: str, why: str) -> None:
+    """Fail unless the list ``values`` holds every value of ``required`` (what a figure needs)."""
+    missing = [v for v in required if v not in values]
+    if missing:
+        raise _located(f"{key}: {list(values)!r} — must include {', '.join(map(repr, missing))} ({why})")
+
+
+def _distinct(values, key: str) -> None:
+    """Fail if the list ``values`` repeats a value (a grid that would train, or count, one setting twice)."""
+    repeated = sorted({v for v in values if list(values).count(v) > 1}, key=str)
+    if repeated:
+        raise _located(f"{key}: {list(values)!r} — must not repeat {', '.join(map(repr, repeated))}")
 
 
 def _must_name(value: Any, names, key: str, what: str) -> None:

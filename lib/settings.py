@@ -112,8 +112,14 @@ def cache_dir() -> Path:
 
 def data_dir() -> Path | None:
     """``$LIB_DATA_DIR``: a folder :mod:`lib.data` searches for data sets before ``../shared/data``; default
-    ``None`` (unset)."""
-    return _folder(DATA_DIR)
+    ``None`` (unset). Set to a path that is not a folder, it is an error naming the variable (never a silent fall
+    back to the other folders)."""
+    folder = _folder(DATA_DIR)
+    if folder is not None and not folder.is_dir():
+        raise SettingError(f"{DATA_DIR}={_raw(DATA_DIR)!r} is not a folder"
+                           + (" (it is a file)" if folder.exists() else " (no such folder)")
+                           + ": point it at the folder that holds the data sets, or unset it to search the others")
+    return folder
 
 
 def torchvision_dir() -> Path:

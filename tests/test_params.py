@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
 
@@ -225,3 +226,120 @@ def test_papermill_fails_in_the_parameters_cell(tmp_path, monkeypatch):
     assert result.returncode != 0
     assert "max_epochs: -3 — must be a positive integer" in result.stderr + result.stdout
     assert not (tmp_path / "runs").exists()
+
+
+# --- values that once passed the schema and failed (or trained NaN) inside the kernel --------------------------
+
+INF = float("inf")
+MLP = {"lr": 0.01, "n_train": 500, "lr_decay": 0.999, "corruption_levels": [0.0, 1.0]}
+LAYER_NET = {"label": "MLP", "model": "mlp3x256", "dataset": "mnist", "n_train": 100, "n_test": 100,
+             "preprocessing": "scale", "init": "glorot_uniform", "lr": 0.05, "momentum": 0.9, "lr_decay": 0.95,
+             "batch_size": 128, "max_epochs": 2, "checkpoints": [0, 1, 2], "draws": 1}
+STRICTER = [
+    ("zhang-randomization", {"models": {"mlp1x512": {**MLP, "lr": INF}}}, "models.mlp1x512.lr: inf — must be a positive number (a finite number"),
+    ("theunissen-noise", {"lr": float("nan")}, "lr: nan — must be a positive number"),
+    ("zhang-randomization", {"models": {"mlp1x512": {**MLP, "lr_decay": 1e6}}}, "models.mlp1x512.lr_decay: 1000000.0 — must be a number in (0, 1]"),
+    ("zhang-randomization", {"max_epochs": 10**12}, "max_epochs: 1000000000000 — must be a positive integer, at most 100,000 epochs"),
+    ("weng-layer-robustness", {"torch_threads": 10**6}, "torch_threads: 1000000 — must be a non-negative integer, at most 1024 threads"),
+    ("weng-layer-robustness", {"fc": {}}, "fc: {} — must have at least 1 item(s)"),
+    ("weng-layer-robustness", {"weng": {**LAYER_NET, "checkpoints": [0, 7]}}, "checkpoints: [0, 7] — must be at most max_epochs, 2"),
+    ("weng-layer-robustness", {"weng": {**LAYER_NET, "checkpoints": [1, 2]}}, "checkpoints: [1, 2] — must include 0"),
+    ("zhang-randomization", {"models": {"mlp1x512": {**MLP, "corruption_levels": [0.0]}}},
+     "models.mlp1x512.corruption_levels: [0.0] — must include 1.0 (it is the loss_curve_model"),
+    ("zhang-randomization", {"models": {"mlp1x512": MLP, "alexnet": {**MLP, "corruption_levels": [0.5, 1.0]}}},
+     "models.alexnet.corruption_levels: [0.5, 1.0] — must include 0.0"),
+    ("zhang-regularization", {"models": {}}, "models: {} — must have at least 1 item(s)"),
+    ("zhang-regularization", {"stop_train_acc": 0}, "stop_train_acc: 0 — must be a number in (0, 1]"),
+    ("zhang-regularization", {"dataset": "imagenet"}, "dataset: 'imagenet' — must be one of"),
+    ("zhang-regularization", {"models": {"mlp1x521": {"lr": 0.01, "n_train": 100, "lr_decay": 0.99, "weight_decay": 1e-4}}},
+     "models.mlp1x521: is not a model of the paper's Table 1 (did you mean mlp1x512?)"),
+    ("zhang-regularization", {"table4_augmented_lr_decay": 2}, "table4_augmented_lr_decay: 2 — must be a number in (0, 1]"),
+    ("weng-double-descent", {"widths": [4, 2]}, "widths: [4, 2] — must increase"),
+    ("zhang-kernels", {"n_curve": []}, "n_curve: [] — must have at least 1 item(s)"),
+    ("masc-decoding", {"seeds": [0, 0]}, "seeds: [0, 0] — must not repeat 0"),
+]
+
+
+@pytest.mark.parametrize("chapter, overrides, message", STRICTER, ids=[m.split(" — ")[0][:40] for _, _, m in STRICTER])
+def test_values_that_failed_in_the_kernel_fail_before_it(chapter, overrides, message):
+    """Each of these once passed load_params: `lr: .inf` trained five NaN runs and cached them, `fc: {}` ended in an
+    empty StopIteration, `corruption_levels: [0.0]` trained 24 s then raised KeyError: ['random labels']."""
+    with pytest.raises(schemas.ParamsError) as error:
+        load_params(chapter, "smoke", overrides)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)  # one problem, one line
+
+
+def test_a_misspelt_key_names_the_nearest_one():
+    with pytest.raises(KeyError) as error:
+        load_params("zhang-randomization", "smoke", {"max_epoch": 3})
+    assert "override max_epoch: not a parameter of 'zhang-randomization' (did you mean max_epochs?)" in str(error.value)
+    assert isinstance(error.value, schemas.ParamsError) and "\n" not in str(error.value)
+    with pytest.raises(schemas.ParamsError, match=r"models\.mlp1x512\.n_trian: 500 — is not a known parameter "
+                                                  r"\(did you mean n_train\?\)"):
+        load_params("zhang-randomization", "smoke", {"models": NESTED_TYPO})
+    with pytest.raises(schemas.ParamsError, match=r"iterative\.max_iters: 3 — is not a known parameter \(did you mean max_iter\?\)"):
+        load_params("zhang-kernels", "smoke", {"iterative": {"max_iters": 3, "m": 10, "q": 5}})
+    with pytest.raises(ValueError, match=r"unknown scale 'smok' \(did you mean smoke\?\)"):
+        load_params("zhang-randomization", "smok")
+
+
+def test_a_number_given_as_text_says_how_to_write_it():
+    """papermill's YAML (1.1) reads `1e-3` as text: the message says so instead of only "must be a number"."""
+    with pytest.raises(schemas.ParamsError, match=r"stop_train_acc: '1e-3' — must be a number in \(0, 1\].*write 0\.001"):
+        load_params("zhang-randomization", "smoke", {"stop_train_acc": "1e-3"})
+
+
+def test_yaml_reads_1e_3_as_a_number_and_refuses_a_repeated_key(tmp_path, monkeypatch):
+    """In a parameters file and in `-p NAME VALUE`: `1e-3` was the string '1e-3', and a repeated key silently kept
+    the last value."""
+    from lib.book.cli import _parse_value
+    from lib.params import parse_value
+
+    assert parse_value("1e-3") == 0.001 and parse_value("[1e-3, 2E+2, -1.5e-1]") == [0.001, 200.0, -0.15]
+    assert _parse_value("1e-3") == 0.001 and _parse_value("3") == 3 and _parse_value("mnist") == "mnist"
+    with pytest.raises(schemas.ParamsError, match="key 'lr' appears twice"):
+        parse_value("{lr: 0.1, lr: 0.2}")
+    monkeypatch.setattr("lib.params.PARAMS_DIR", tmp_path)
+    base = (REPO / "params" / "zhang-kernels.yaml").read_text()
+    (tmp_path / "zhang-kernels.yaml").write_text(base.replace("\ngamma:", "\ngamma: 2e-2\nold_gamma:", 1)
+                                                 .replace("old_gamma:", "#", 1))
+    assert load_params("zhang-kernels", "paper").gamma == 0.02
+    repeated = base + "\ngamma: 0.123\n"
+    (tmp_path / "zhang-kernels.yaml").write_text(repeated)
+    lines = repeated.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("gamma:")) + 1
+    with pytest.raises(schemas.ParamsError, match=rf"zhang-kernels.yaml, line {lines.index('gamma: 0.123') + 1}, is not "
+                                                  rf"valid YAML: key 'gamma' appears twice \(first on line {first}\)"):
+        load_params("zhang-kernels", "paper")
+
+
+def test_an_unknown_papermill_parameter_is_an_error_with_a_suggestion():
+    """`papermill -p scal smoke` warned once and ran 15 minutes at `cpu`; `-p max_epochs 3` (not through overrides)
+    warned and ran 8 epochs."""
+    from lib.book.chapter import check_injected_parameters
+
+    check_injected_parameters("zhang-randomization", ["scale", "overrides", "PAPERMILL_INPUT_PATH"])
+    with pytest.raises(schemas.ParamsError, match=r"papermill parameter scal: not a parameter of 'zhang-randomization' "
+                                                  r"\(did you mean scale\?\)"):
+        check_injected_parameters("zhang-randomization", ["scal"])
+    with pytest.raises(schemas.ParamsError, match=r"papermill parameter max_epochs: .* give it through overrides: "
+                                                  r"-y 'overrides: \{max_epochs: \.\.\.\}'"):
+        check_injected_parameters("zhang-randomization", ["scale", "max_epochs"])
+
+
+def test_papermill_stops_an_unknown_parameter_in_the_first_cell(tmp_path, monkeypatch):
+    """The reader's papermill command with `-p max_epochs 3`: the chapter fails in its first cell, in one line,
+    before anything trains."""
+    from conftest import papermill_cli
+
+    monkeypatch.setenv("LIB_CACHE_DIR", str(tmp_path / "runs"))
+    result = papermill_cli("zhang-randomization", tmp_path / "z.ipynb", "-p", "scale", "smoke", "-p", "max_epochs", "3",
+                           timeout=300)
+    assert result.returncode != 0
+    assert "papermill parameter max_epochs" in result.stderr and "give it through overrides" in result.stderr
+    assert not (tmp_path / "runs").exists()
+    notebook = nbformat.read(tmp_path / "z.ipynb", as_version=4)
+    errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert len(errors) == 1 and errors[0].ename == "UnknownParameter"
+    assert len(errors[0].traceback) == 1  # the message, not a 55-line traceback

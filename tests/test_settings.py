@@ -70,9 +70,11 @@ def test_values_are_read_at_each_call_not_at_import(clean_env, tmp_path):
     assert settings.cache_dir() == tmp_path / "b"
 
 
-def test_folders_expand_the_home_and_an_empty_value_is_unset(clean_env):
+def test_folders_expand_the_home_and_an_empty_value_is_unset(clean_env, tmp_path):
+    clean_env.setenv("HOME", str(tmp_path))
+    (tmp_path / "data").mkdir()
     clean_env.setenv(settings.DATA_DIR, "~/data")
-    assert settings.data_dir() == Path.home() / "data"
+    assert settings.data_dir() == tmp_path / "data"
     clean_env.setenv(settings.DATA_DIR, "")
     assert settings.data_dir() is None
     clean_env.setenv(settings.CACHE_DIR, "")
@@ -178,3 +180,21 @@ def test_only_settings_reads_the_environment():
     assert set(readers) <= {"lib/settings.py", "lib/book/build.py"}, readers
     build_source = (REPO / "lib" / "book" / "build.py").read_text().splitlines()
     assert all("PYTHONPATH" in build_source[line - 1] for line in readers.get("lib/book/build.py", []))
+
+
+def test_a_data_dir_that_is_not_a_folder_is_an_error_naming_the_variable(clean_env, tmp_path):
+    """LIB_DATA_DIR=/does-not-exist once fell back to ../shared/data in silence: a reader who meant another copy of
+    the data trained on this one."""
+    from lib.data import load_dataset
+
+    clean_env.setenv(settings.DATA_DIR, str(tmp_path / "does-not-exist"))
+    with pytest.raises(settings.SettingError, match=r"LIB_DATA_DIR='.*does-not-exist' is not a folder \(no such folder\)"):
+        settings.data_dir()
+    with pytest.raises(settings.SettingError, match="LIB_DATA_DIR"):
+        load_dataset("mnist")  # not MNIST from ../shared/data
+    (tmp_path / "a-file").write_text("")
+    clean_env.setenv(settings.DATA_DIR, str(tmp_path / "a-file"))
+    with pytest.raises(settings.SettingError, match=r"is not a folder \(it is a file\)"):
+        settings.data_dir()
+    clean_env.setenv(settings.DATA_DIR, str(tmp_path))
+    assert settings.data_dir() == tmp_path

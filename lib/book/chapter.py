@@ -7,8 +7,10 @@ A chapter's second cell is::
     ch = Chapter("zhang-kernels", scale, overrides, papers=["zhang2017"], reproduces="Section 5 and Table 3 of ...")
     P, zhang = ch.params, ch.papers["zhang2017"]
 
-which, in order: checks and loads the typed parameters (:func:`lib.params.load_params`: a typo or a bad value fails
-here, before anything is loaded), shows the opening box (:mod:`lib.book.opening`), applies the thread setting
+which, in order: refuses a papermill parameter the notebook does not have (``-p scal smoke``, or ``-p max_epochs 3``
+instead of ``overrides``: :func:`check_injected_parameters`), checks and loads the typed parameters
+(:func:`lib.params.load_params`: a typo or a bad value fails here, before anything is loaded, in one line that names
+the key and the nearest known one), shows the opening box (:mod:`lib.book.opening`), applies the thread setting
 (``torch_threads``, where the chapter's parameters have one and it is not 0), sets up the plots
 (:func:`lib.book.plots.setup`), reads the papers' numbers (:func:`lib.papers.paper`) and opens the chapter's claims
 (:class:`lib.book.claims.ClaimBook`, keyword-only). A claim registered without ``section=`` links to the heading
@@ -94,6 +96,57 @@ def section_of_source(markdown: str, source: str) -> str:
     return matches[0] if len(matches) == 1 else ""
 
 
+#: The names a chapter's ``parameters`` cell defines, which papermill (``-p NAME VALUE``) may set.
+NOTEBOOK_PARAMETERS = ("scale", "overrides")
+
+
+def injected_parameters() -> list[str]:
+    """The names papermill set in this kernel: the assignments of its injected cell (the last cell run whose source
+    starts with papermill's ``# Parameters`` comment); empty outside papermill or IPython."""
+    import ast
+
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency of the book
+        return []
+    shell = get_ipython()
+    for source in reversed(shell.user_ns.get("In", []) if shell is not None else []):
+        if source.startswith("# Parameters\n"):
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                return []
+            return [target.id for node in tree.body if isinstance(node, ast.Assign)
+                    for target in node.targets if isinstance(target, ast.Name)]
+    return []
+
+
+def check_injected_parameters(name: str, injected: Sequence[str] | None = None) -> None:
+    """Fail (:class:`lib.schemas.UnknownParameter`, one line) if papermill set a name that is not one of the
+    notebook's parameters (:data:`NOTEBOOK_PARAMETERS`), instead of running the chapter with it ignored: a typo
+    (``-p scal smoke``) names the nearest parameter; a key of the chapter's parameters file (``-p max_epochs 3``)
+    says to give it through ``overrides``. ``injected``: the names set (default :func:`injected_parameters`)."""
+    from lib.params import raw_params
+    from lib.schemas import UnknownParameter, did_you_mean
+
+    injected = injected_parameters() if injected is None else injected
+    unknown = [n for n in injected if n not in NOTEBOOK_PARAMETERS and not n.startswith("PAPERMILL_")]
+    if not unknown:
+        return
+    keys = list(raw_params(name, "paper")) if has_params(name) else []
+    problems = []
+    for key in unknown:
+        if key in keys:
+            problems.append(f"papermill parameter {key}: the notebook's parameters are {' and '.join(NOTEBOOK_PARAMETERS)}; "
+                            f"{key} is a key of the chapter's parameters, so give it through overrides: "
+                            f"-y 'overrides: {{{key}: ...}}'")
+        else:
+            problems.append(f"papermill parameter {key}: not a parameter of {name!r}"
+                            f"{did_you_mean(key, NOTEBOOK_PARAMETERS) or did_you_mean(key, keys)}; "
+                            f"its parameters are {' and '.join(NOTEBOOK_PARAMETERS)}")
+    raise UnknownParameter("; ".join(problems))
+
+
 def _running_cell() -> str:
     """The source of the cell IPython is executing now ("" outside IPython)."""
     try:
@@ -119,6 +172,7 @@ class Chapter:
         from lib.book import plots
         from lib.papers import paper as read_paper
 
+        check_injected_parameters(name)  # papermill's -p of a name the notebook does not have: an error, not ignored
         self.name, self.scale, self.overrides = name, scale, dict(overrides or {})
         self.params = load_params(name, scale, self.overrides) if has_params(name) else None
         self.opening: Opening | None = open_chapter(name, scale, self.overrides, reproduces) if show_box else None

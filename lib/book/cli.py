@@ -15,18 +15,14 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from lib.book import build as book
-from lib.params import SCALES, load_params
+from lib.params import SCALES, load_params, parse_value
 
 
 def _parse_value(text: str):
-    """A ``-p NAME VALUE`` value as YAML reads it (numbers, lists, null, true/false), else the string."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+    """A ``-p NAME VALUE`` value as a parameters file reads it (:func:`lib.params.parse_value`: numbers, ``1e-3``
+    too, lists, null, true/false; a repeated key is an error), else the string."""
+    return parse_value(text)
 
 
 def command_run(args: argparse.Namespace) -> int:

@@ -42,7 +42,7 @@ from scipy import stats
 from lib.data import SIZES
 from lib.runs import run_best_of, run_grid
 from lib.schemas import (ChapterParams, DatasetName, Fraction, NoiseType, NonEmpty, PositiveInt, Probability,
-                         Seed, schema)
+                         Seed, Threads, schema)
 from lib.studies.masc import decoding as decode
 from lib.studies.protocols import masc_config, theunissen_config
 from lib.studies.theunissen2019.noise import grid_protocol
@@ -393,4 +393,4 @@ class Synthesis(ChapterParams):
     masc_seeds: Annotated[list[Seed], NonEmpty] | None
     variance: Fraction
     probe_chunk: PositiveInt
-    torch_threads: PositiveInt | None
+    torch_threads: Threads | None

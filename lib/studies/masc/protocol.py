@@ -12,9 +12,9 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from lib.schemas import (ChapterParams, DatasetName, Entry, Fraction, ModelName, NonEmpty, OptimizerName,
-                         PositiveFloat, PositiveInt, PrecisionName, PreprocessingName, Probability, Seed, _must_name,
-                         check_subset, schema)
+from lib.schemas import (ChapterParams, DatasetName, Entry, Epochs, Fraction, ModelName, NonEmpty, OptimizerName,
+                         PositiveFloat, PositiveInt, PrecisionName, PreprocessingName, Probability, Seed, Threads,
+                         _distinct, _must_name, check_subset, schema)
 from lib.train import RunConfig
 
 
@@ -40,7 +40,7 @@ class MascModel(Entry):
     momentum: Probability
     batch_size: PositiveInt
     n_train: PositiveInt | None
-    max_epochs: PositiveInt
+    max_epochs: Epochs
     stop_train_acc: Fraction | None
     corruption_levels: Annotated[list[Probability], NonEmpty] | None = None  # None: the chapter's levels
     paper: Annotated[list[str], NonEmpty]  # the paper's names: architecture, data set, optimizer
@@ -69,7 +69,7 @@ class MascDecoding(ChapterParams):
     variances: Annotated[list[Fraction], NonEmpty]
     variance_model: str
     decode_seed_only: Seed | None
-    torch_threads: PositiveInt | None
+    torch_threads: Threads | None
     models: Annotated[dict[str, MascModel], NonEmpty]
     extra_models: dict[str, MascModel]
     optimizer_pairs: list[Annotated[list[str], Field(min_length=2, max_length=2)]]
@@ -78,6 +78,8 @@ class MascDecoding(ChapterParams):
     @model_validator(mode="after")
     def _consistent(self):
         names = [*self.models, *self.extra_models]
+        _distinct(self.corruption_levels, "corruption_levels")
+        _distinct(self.seeds, "seeds")
         _must_name(self.data_sizes.model, list(self.models), "data_sizes.model", "the models")
         dataset = self.models[self.data_sizes.model].dataset
         for n in [*self.data_sizes.sizes, *self.data_sizes.input_sizes]:

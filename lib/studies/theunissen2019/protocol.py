@@ -11,8 +11,8 @@ from typing import Annotated
 
 from pydantic import model_validator
 
-from lib.schemas import (ChapterParams, DatasetName, Entry, Fraction, InitName, ModelName, NoiseType, NonEmpty,
-                         PositiveFloat, PositiveInt, PrecisionName, Probability, Seed, check_subset, schema)
+from lib.schemas import (ChapterParams, DatasetName, Entry, Epochs, Fraction, InitName, ModelName, NoiseType, NonEmpty,
+                         PositiveFloat, PositiveInt, PrecisionName, Probability, Seed, _distinct, check_subset, schema)
 from lib.train import RunConfig
 
 
@@ -36,7 +36,7 @@ def theunissen_config(P: TheunissenNoise, dataset: str, noise: str, p: float, **
 class TheunissenFigure1(Entry):
     model: ModelName
     lr: PositiveFloat
-    max_epochs: PositiveInt
+    max_epochs: Epochs
     stop_train_acc: Fraction | None
 
 
@@ -45,7 +45,7 @@ class TheunissenFigure4(Entry):
     dataset: DatasetName
     corruption: Probability
     n_train: PositiveInt | None
-    max_epochs: PositiveInt
+    max_epochs: Epochs
     stop_train_acc: Fraction | None
 
 
@@ -63,12 +63,12 @@ class TheunissenNoise(ChapterParams):
     init: InitName
     lr: PositiveFloat
     batch_size: PositiveInt
-    max_epochs: PositiveInt
+    max_epochs: Epochs
     stop_train_acc: Fraction | None
     test_every: PositiveInt
     seeds: Annotated[list[Seed], NonEmpty]
     enough: Fraction | None
-    fit_threshold: Probability
+    fit_threshold: Fraction
     probe_chunk: PositiveInt
     figure1: TheunissenFigure1
     figure4: TheunissenFigure4
@@ -76,6 +76,7 @@ class TheunissenNoise(ChapterParams):
 
     @model_validator(mode="after")
     def _consistent(self):
+        _distinct(self.corruption_levels, "corruption_levels")
         for dataset in self.datasets:
             check_subset(dataset, self.n_train, self.n_test, split="theunissen")
         check_subset(self.figure4.dataset, self.figure4.n_train, None, split="theunissen", where="figure4.")
