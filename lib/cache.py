@@ -51,6 +51,25 @@ def _cache_dir() -> Path:
     return settings.cache_dir()
 
 
+#: The file that marks a folder as a cache lib made; ``python -m lib runs clear`` deletes no folder without it.
+CACHE_MARKER = ".lib-cache"
+#: What lib writes into a cache folder outside the runs and results it locks (a data set's fingerprints, the locks):
+#: a folder holding nothing else is one lib made.
+LIB_ENTRIES = (CACHE_MARKER, ".locks", ".data-fingerprints", ".checkpoints", ".damaged", ".finished.log")
+
+
+def mark_new_cache(folder: Path) -> None:
+    """Create the cache folder ``folder`` (parents too) and mark it as lib's (:data:`CACHE_MARKER`) if lib created it:
+    it is empty or holds only what lib writes (:data:`LIB_ENTRIES`). A folder that holds anything else is left
+    unmarked (not a cache lib made). Every writer of runs and results calls this first (:func:`held_locks`)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / CACHE_MARKER
+    if not marker.is_file() and all(entry.name in LIB_ENTRIES for entry in folder.iterdir()):
+        marker.write_text("A run cache and result store made by lib (lib.runs, lib.cache): "
+                          "`python -m lib runs clear` may delete this folder.\n")
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -94,6 +113,7 @@ def held_locks(names: Iterable[str], waiting: Callable[[str], str]):
     ``fcntl.flock``: the kernel releases it when its process exits or is killed, so a dead worker never leaves a key
     locked. ``waiting(name)`` is printed when another process holds one. Where ``fcntl`` does not exist (Windows)
     there is no lock, and two processes may both compute a key; the cache then keeps one intact copy."""
+    mark_new_cache(_cache_dir())
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not on POSIX

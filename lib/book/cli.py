@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 import argparse
-import shutil
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,17 +26,45 @@ def _parse_value(text: str):
     return parse_value(text)
 
 
+def _is_tracked(path: Path) -> bool:
+    """Whether git tracks ``path`` in the repository around the book (``False`` where there is no git or no checkout)."""
+    try:
+        relative = path.relative_to(book.REPO_ROOT)
+    except ValueError:
+        return False
+    try:
+        found = subprocess.run(["git", "-C", str(book.REPO_ROOT), "ls-files", "--error-unmatch", "--", str(relative)],
+                               capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return found.returncode == 0
+
+
+def check_output(output: Path) -> None:
+    """Refuse (``ValueError``) an executed notebook's path that is not a ``.ipynb`` file, or that is a file git
+    tracks (a chapter's ``book/*.md``, any source of the repository): ``-o`` never overwrites a source."""
+    if output.suffix != ".ipynb":
+        raise ValueError(f"-o {output}: an executed notebook is written to a .ipynb file, not a {output.suffix or 'suffix-less'} "
+                         f"one (nothing was executed or overwritten)")
+    if _is_tracked(output):
+        raise ValueError(f"-o {output}: refusing to overwrite a file of the repository (git tracks it); write the "
+                         f"executed notebook elsewhere (nothing was executed or overwritten)")
+
+
 def command_run(args: argparse.Namespace) -> int:
     overrides = {name: _parse_value(value) for name, value in args.parameter or []}
     load_params(args.chapter, args.scale, overrides)  # fail fast on a typo, before starting a kernel
     output = Path(args.output or f"{args.chapter}-{args.scale}.ipynb").resolve()
+    check_output(output)
     print(f"Executing book/{args.chapter}.md at scale {args.scale!r}"
           + (f" with {overrides}" if overrides else "") + f" → {output}")
     from lib import results, settings
 
     record = {"LIB_RECORD": args.scale} if args.record else {}
     with settings.override(**record):
-        seconds = book.execute_chapter(args.chapter, args.scale, output, overrides, reuse=False, progress=args.chapter)
+        # a failed execution's notebook goes to the output too, for reading its error (no stamp: never reused)
+        seconds = book.execute_chapter(args.chapter, args.scale, output, overrides, reuse=False, progress=args.chapter,
+                                       failed=output)
     print(f"Done in {seconds:.0f} s")
     if args.record:
         print(f"Recorded into {results.results_dir() / args.scale}: commit it (git add {results.results_dir().name})")
@@ -50,6 +79,10 @@ def command_book(args: argparse.Namespace) -> int:
 
 
 def command_runs(args: argparse.Namespace) -> int:
+    if args.action == "clear":  # decided before lib.runs (and torch) is imported: a quick command
+        from lib import settings
+
+        return clear_cache(settings.cache_dir(), yes=args.yes)
     from lib.runs import cache_dir, cached_runs
 
     if args.action == "list":
@@ -65,12 +98,75 @@ def command_runs(args: argparse.Namespace) -> int:
             print(f"damaged (never used; retrained when next asked for): {cache_dir() / key}  "
                   f"clear it with: rm -rf {cache_dir() / key}")
         return 0
-    if not args.yes and sys.stdin.isatty():
-        if input(f"Delete every cached run in {cache_dir()}? [y/N] ").strip().lower() != "y":
+    raise ValueError(f"unknown action {args.action!r}")
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e6:.1f} MB" if nbytes >= 1e5 else f"{nbytes:,} bytes"
+
+
+def clear_cache(folder: Path, yes: bool = False) -> int:
+    """Delete the cache ``folder`` (``python -m lib runs clear``) and say what was deleted; returns the exit status.
+
+    Only a folder lib made is deleted: one that holds :data:`lib.cache.CACHE_MARKER` (written when lib creates a
+    cache); any other folder is refused (status 2). Without ``yes`` it asks on the terminal, and where standard input
+    is not a terminal it refuses (status 2) instead of deleting unasked. It reports the files and bytes actually
+    deleted; a file it could not delete (a read-only cache) is named, and the status is then 1 (the marker stays, so
+    the command can be run again)."""
+    from lib.cache import CACHE_MARKER
+
+    folder = Path(folder)
+    if not folder.exists():
+        print(f"No cache at {folder}: nothing to delete.")
+        return 0
+    if not (folder / CACHE_MARKER).is_file():
+        print(f"error: refusing to delete {folder}: it is not a cache lib made (it has no {CACHE_MARKER} file, which "
+              f"lib writes when it creates a cache). Check $LIB_CACHE_DIR; delete the folder yourself if you mean it.",
+              file=sys.stderr)
+        return 2
+    files = [Path(root) / name for root, _, names in os.walk(folder) for name in names]
+    contents = f"{len(files)} files, {_size(sum(path.lstat().st_size for path in files))}"
+    if not yes:
+        if not sys.stdin.isatty():
+            print(f"error: refusing to delete {folder} ({contents}) without -y: standard input is not a terminal, so "
+                  f"there is no one to ask. Run `python -m lib runs clear -y` to delete it.", file=sys.stderr)
+            return 2
+        if input(f"Delete the cache {folder} ({contents})? [y/N] ").strip().lower() != "y":
             print("Nothing deleted.")
             return 1
-    shutil.rmtree(cache_dir(), ignore_errors=True)
-    print(f"Deleted {cache_dir()}")
+    deleted, nbytes, failed = 0, 0, []
+    for root, dirs, names in os.walk(folder, topdown=False):
+        for name in names:
+            path = Path(root) / name
+            if path == folder / CACHE_MARKER:
+                continue  # last, once everything else is gone
+            try:
+                size = path.lstat().st_size
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                failed.append(f"{path}: {error.strerror or error}")
+                continue
+            deleted, nbytes = deleted + 1, nbytes + size
+        for name in dirs:
+            try:
+                (Path(root) / name).rmdir()
+            except OSError:
+                pass  # not empty: a file in it could not be deleted (named above)
+    if not failed:
+        try:
+            size = (folder / CACHE_MARKER).lstat().st_size
+            (folder / CACHE_MARKER).unlink()
+            deleted, nbytes = deleted + 1, nbytes + size
+            folder.rmdir()
+        except OSError as error:
+            failed.append(f"{folder}: {error.strerror or error}")
+    done = f"Deleted {deleted} files ({_size(nbytes)}) from {folder}" if deleted else f"Deleted nothing in {folder}"
+    if failed:
+        print(f"{done}; {len(failed)} could not be deleted, e.g. {failed[0]}", file=sys.stderr)
+        return 1
+    print(f"{done}, and the folder.")
     return 0
 
 
@@ -101,7 +197,8 @@ def parser() -> argparse.ArgumentParser:
     runs = commands.add_parser("runs", help="list or clear the cached training runs",
                                description="The run cache is $LIB_CACHE_DIR or <repo>/_runs.")
     runs.add_argument("action", choices=("list", "clear"), help="list: one line per cached run; clear: delete them all")
-    runs.add_argument("-y", "--yes", action="store_true", help="clear without asking")
+    runs.add_argument("-y", "--yes", action="store_true",
+                      help="clear without asking (needed where standard input is not a terminal)")
     runs.set_defaults(handler=command_runs)
     return main
 
