@@ -63,8 +63,13 @@ def client_for(spec: str):
         if n_workers < 1:
             raise ValueError(f"{ENV_SCHEDULER}={spec!r}: N must be a positive integer")
         gpus = torch.cuda.device_count()
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               resources={"GPU": 1} if gpus else None, silence_logs=40)
+        try:
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   resources={"GPU": 1} if gpus else None, silence_logs=40)
+        except Exception as error:
+            if "failed to start" in str(error):  # distributed's "Nanny failed to start."
+                raise RuntimeError(f"{error} {_main_guard_hint(spec)}") from error
+            raise
         client = Client(cluster)
     elif spec.startswith(("tcp://", "tls://", "ucx://", "inproc://", "ws://", "wss://")) or ":" in spec and not Path(spec).exists():
         client = Client(spec)
@@ -77,6 +82,24 @@ def client_for(spec: str):
     atexit.unregister(close_clients)  # registered once, when this process first makes a client (not at import)
     atexit.register(close_clients)
     return client
+
+
+def _main_guard_hint(spec: str) -> str:
+    """Why a LocalCluster's workers usually fail to start, naming the script when it lacks the guard."""
+    import __main__
+
+    script = getattr(__main__, "__file__", None)
+    guarded = True
+    if script and Path(script).is_file():
+        import re
+
+        guarded = re.search(r"""^if\s+__name__\s*==\s*['"]__main__['"]\s*:""", Path(script).read_text(errors="replace"),
+                            re.M) is not None
+    where = f"{script} has no such guard; " if not guarded else ""
+    return (f"Hint: the workers of {ENV_SCHEDULER}={spec} are new processes that import the script that started "
+            f"them again (multiprocessing's 'spawn'), so a script must start its work under "
+            f"`if __name__ == \"__main__\":`; {where}put the code that trains (run_grid and what leads to it) "
+            f"under it. The workers' own errors are printed above.")
 
 
 def close_clients() -> None:

@@ -169,3 +169,19 @@ def test_workers_with_other_code_are_an_error(tmp_path, mnist_slice):
     executor = cluster.DaskExecutor("local:1", cache_dir=tmp_path, code_version="not-this-code")
     with pytest.raises(RuntimeError, match="another version"):
         executor([[BASE]], runs.train_chunk)
+
+
+def test_a_script_without_a_main_guard_gets_a_hint(tmp_path):
+    """A script that starts a local cluster at its top level ended in "Nanny failed to start" and nothing more: the
+    workers, new processes, import the script again and start clusters of their own."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "grid.py"
+    script.write_text("from lib.cluster import client_for\n\nclient = client_for('local:1')\nprint('started')\n")
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert result.returncode != 0 and "started" not in result.stdout
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError: Nanny failed to start. Hint:"), last
+    assert 'if __name__ == "__main__":' in last and f"{script} has no such guard" in last
