@@ -315,7 +315,8 @@ def train_batched(configs: list[RunConfig], device: torch.device | None = None, 
     weights saved), so the others train on without computing for it. ``progress`` shows a bar over
     epochs (default: on an interactive terminal, see :func:`lib.train.progress_enabled`). With a
     ``checkpoint`` path the whole stack's state is saved there every ``checkpoint_every_s`` seconds
-    and training resumes from it, to the same result (batch orders derive from seed and epoch alone).
+    and training resumes from it, to the same result (batch orders derive from seed and epoch alone); it is left in
+    place at the end, for the caller to remove once the runs are stored (:func:`lib.runs.train_chunk`).
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_LAYOUT_WARNING)
@@ -431,8 +432,6 @@ def _train_batched(configs: list[RunConfig], device: torch.device | None, progre
                 optimizer=optimizer.saved_state(), optimizer_steps=optimizer.steps))
             last_save = time.monotonic()
     bar.close()
-    if checkpoint is not None:
-        checkpoint.unlink(missing_ok=True)
     results = []
     for j, config in enumerate(configs):
         history = pd.DataFrame(rows[j])

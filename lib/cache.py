@@ -5,18 +5,21 @@ Kernel solves (:mod:`lib.studies.zhang2017.kernels`), double-descent sweeps (:mo
 ``<cache>/<kind>/<key>/`` beside the run cache (:func:`lib.runs.cache_dir`). The store has the run cache's
 guarantees:
 
-- **the key includes the code**: SHA-256 of the settings (JSON) and of the source of every module the result
-  depends on (``sources``, files of this package), so editing a solver, a sweep trainer or a decoder never
-  returns a result the old code computed;
+- **the key includes the code**: SHA-256 of the settings (JSON) and of the behaviour of every module the result
+  depends on (``sources``, files of this package; :func:`lib.keys.behaviour_digest`: the syntax tree without
+  docstrings or comments), so editing a solver, a sweep trainer or a decoder never returns a result the old code
+  computed, while editing their docstrings or comments keeps every result; a result derived from a training run
+  has the run's key (:func:`lib.keys.run_key`, which covers the run's data) in its settings;
 - **atomic entries**: an entry is written under a temporary name, ``manifest.json`` (each file's size and
-  SHA-256) last, then renamed into place; an interrupted write leaves nothing that looks finished;
+  SHA-256) last, then renamed into place; an interrupted write leaves nothing that looks finished, and what it
+  left (``<kind>/.tmp-<key>-*``) is removed when that key is next computed;
 - **a per-key lock** (``<cache>/.locks/<kind>-<key>.lock``, ``flock``): two processes asking for the same result
   compute it once, the second waits and reads it;
 - **quarantine**: an entry whose files do not match its manifest is moved to ``<cache>/.damaged/`` with a warning
   and computed again.
 
-The training runs themselves stay in :mod:`lib.runs`, whose key hashes the training code
-(:data:`lib.keys.TRAINING_MODULES`, pinned to the runs' earlier keys by :data:`lib.keys.KEPT_VERSIONS`).
+The training runs themselves stay in :mod:`lib.runs`, whose key covers the training code's behaviour
+(:data:`lib.keys.TRAINING_MODULES`) and the run's data.
 
 A result is a mapping of names to values: dicts, lists and numbers (stored as JSON), NumPy arrays (``.npy``) and
 pandas DataFrames (JSON columns, every float read back bit for bit).
@@ -89,11 +92,14 @@ def source_file(name: str, package_dir: Path = PACKAGE_DIR) -> Path:
 
 def source_digest(sources: Iterable[str], package_dir: Path = PACKAGE_DIR) -> str:
     """SHA-256 of the named source files of the package (:func:`source_file`), read now: each file's name (not its
-    folder: moving a module unchanged keeps its results) and bytes."""
+    folder: moving a module unchanged keeps its results) and behaviour (:func:`lib.keys.file_digest`: docstrings,
+    comments and layout do not count)."""
+    from lib.keys import file_digest
+
     digest = hashlib.sha256()
     for name in sorted(sources, key=lambda n: (Path(n).name, n)):
         digest.update(Path(name).name.encode())
-        digest.update(source_file(name, package_dir).read_bytes())
+        digest.update(file_digest(source_file(name, package_dir)).encode())
     return digest.hexdigest()
 
 
@@ -329,6 +335,8 @@ class Store:
                 if problem is None:  # another process stored it while we waited
                     return self.load(settings), True
                 self._quarantine(path, problem)
+            for leftover in path.parent.glob(f".tmp-{path.name}-*"):  # an interrupted write's; we hold the lock
+                shutil.rmtree(leftover, ignore_errors=True)
             result = dict(compute())
             self.save(settings, result)
         return result, False

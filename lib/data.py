@@ -19,12 +19,18 @@ Each root may use either the ``shared/data`` layout (``mnist/*.gz``,
 layout (``MNIST/raw``, ``FashionMNIST/raw``, ``cifar-10-batches-py``,
 ``cifar-100-python``). A dataset found nowhere raises :class:`DatasetNotFound`,
 which lists every place and file that was tried.
+
+:func:`fingerprint` is the content of a data set as loaded (its arrays' SHA-256, whatever root or format holds
+them), computed once per set of files: every run's key includes it (:func:`lib.keys.run_key`), so a run trained on
+another copy of a data set is never served for this one.
 """
 
 from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
+import json
 import os
 import pickle
 import shutil
@@ -32,6 +38,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -233,27 +240,62 @@ def _load_cifar_pickles(folder: Path, hundred: bool) -> tuple[np.ndarray, ...] |
     return (*read(train), *read(test))
 
 
-def _read_from_root(name: str, root: Path) -> tuple[tuple[np.ndarray, ...], str] | None:
+def _idx_files(folder: Path) -> list[Path] | None:
+    paths = [_find_idx(folder, stem) for stem in IDX_FILES]
+    return None if any(p is None for p in paths) else paths
+
+
+def _named_files(folder: Path, names: list[str]) -> list[Path] | None:
+    paths = [folder / n for n in names]
+    return paths if all(p.is_file() for p in paths) else None
+
+
+def _cifar100_npz_files(folder: Path) -> list[Path] | None:
+    """The ``.npz`` files of ``folder`` if together they hold the four arrays :func:`_load_cifar100_npz` needs."""
+    files = sorted(folder.glob("*.npz")) if folder.is_dir() else []
+    names: set[str] = set()
+    for f in files:
+        try:
+            with np.load(f) as z:
+                names.update(z.files)
+        except _READ_ERRORS as error:
+            raise _corrupt(f, error) from None
+    return files if {"x_train", "y_train", "x_test", "y_test"} <= names else None
+
+
+def _layouts(name: str, root: Path) -> list[tuple[Path, Callable[[Path], list[Path] | None], Callable]]:
+    """Where ``name`` may lie under ``root``, in the order searched: (folder, the files it needs there or ``None``,
+    the reader of the folder)."""
     if name in ("mnist", "fashion-mnist"):
         tv = "MNIST" if name == "mnist" else "FashionMNIST"
-        for folder in (root / name, root / tv / "raw"):
-            arrays = _load_idx_folder(folder)
-            if arrays is not None:
-                return arrays, str(folder)
-        return None
+        return [(folder, _idx_files, _load_idx_folder) for folder in (root / name, root / tv / "raw")]
     if name == "cifar10":
-        for folder, reader in ((root / "cifar10", _load_cifar10_npz),
-                               (root / "cifar-10-batches-py", lambda f: _load_cifar_pickles(f, hundred=False))):
-            arrays = reader(folder)
-            if arrays is not None:
-                return arrays, str(folder)
-        return None
-    for folder, reader in ((root / "cifar100", _load_cifar100_npz),
-                           (root / "cifar-100-python", lambda f: _load_cifar_pickles(f, hundred=True))):
-        arrays = reader(folder)
-        if arrays is not None:
-            return arrays, str(folder)
+        return [(root / "cifar10", lambda f: _named_files(f, [f"data_batch_{k}.npz" for k in range(1, 6)]
+                                                           + ["test_batch.npz"]), _load_cifar10_npz),
+                (root / "cifar-10-batches-py", lambda f: _named_files(f, [f"data_batch_{k}" for k in range(1, 6)]
+                                                                       + ["test_batch"]),
+                 lambda f: _load_cifar_pickles(f, hundred=False))]
+    return [(root / "cifar100", _cifar100_npz_files, _load_cifar100_npz),
+            (root / "cifar-100-python", lambda f: _named_files(f, ["train", "test"]),
+             lambda f: _load_cifar_pickles(f, hundred=True))]
+
+
+def _locate(name: str, root: Path) -> tuple[Path, list[Path], Callable] | None:
+    """The first folder under ``root`` that holds ``name``: (folder, the files read from it, its reader)."""
+    for folder, files_of, reader in _layouts(name, root):
+        files = files_of(folder)
+        if files is not None:
+            return folder, files, reader
     return None
+
+
+def _read_from_root(name: str, root: Path) -> tuple[tuple[np.ndarray, ...], str] | None:
+    found = _locate(name, root)
+    if found is None:
+        return None
+    folder, _, reader = found
+    arrays = reader(folder)
+    return None if arrays is None else (arrays, str(folder))
 
 
 def _try_torchvision_download(name: str, root: Path) -> None:
@@ -322,6 +364,73 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS + SYNTHETIC}")
     return _load_cached(name, None if root is None else str(root), download, settings.data_dir())
+
+
+def data_files(name: str, root: str | os.PathLike | None = None) -> list[Path]:
+    """The files :func:`load_dataset` ``(name, root)`` reads: those of the first root that holds the data set
+    (``[]`` if none does, or for a generated data set)."""
+    if name not in DATASETS:
+        return []
+    for _, path in candidate_roots(root):
+        found = _locate(name, path)
+        if found is not None:
+            return found[1]
+    return []
+
+
+def _array_digest(data: Dataset) -> str:
+    """SHA-256 of a data set's four arrays as loaded: each one's name, dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    for part in ("x_train", "y_train", "x_test", "y_test"):
+        array = np.ascontiguousarray(getattr(data, part).numpy())
+        digest.update(f"{part} {array.dtype} {array.shape}".encode())
+        digest.update(array.data)
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=32)
+def _fingerprint_of(name: str, files: tuple[tuple[str, int, int], ...], root: str | None) -> str:
+    """The fingerprint of ``name`` read from ``files`` ((path, size, mtime) each), from the on-disk record of an
+    earlier computation when there is one (``<cache>/.data-fingerprints/``), else computed and recorded."""
+    record = settings.cache_dir() / ".data-fingerprints" / (
+        hashlib.sha256(json.dumps([name, files]).encode()).hexdigest()[:32] + ".json")
+    try:
+        stored = json.loads(record.read_text())
+        if stored["name"] == name and [tuple(f) for f in stored["files"]] == list(files):
+            return stored["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    # read now, not from load_dataset's in-process cache: the files may have changed since it read them
+    value = _array_digest(_load_cached.__wrapped__(name, root, False, settings.data_dir()))[:32]
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        temporary = record.with_name(f".tmp-{record.name}-{os.getpid()}")
+        temporary.write_text(json.dumps(dict(name=name, files=files, fingerprint=value)))
+        os.replace(temporary, record)
+    except OSError:  # a read-only cache: computed again next time
+        pass
+    return value
+
+
+def fingerprint(name: str, root: str | os.PathLike | None = None) -> str | None:
+    """The content of data set ``name`` as :func:`load_dataset` ``(name, root)`` reads it: the SHA-256 (32 hex
+    digits) of its four arrays (dtype, shape, bytes), the same whichever root or file format (``.gz`` or not, ``.npz``
+    or pickles) holds them. ``None`` for a generated data set (:data:`SYNTHETIC`, whose code is this module's).
+
+    Computed once per set of files (by path, size and modification time; the record is kept under
+    ``<cache>/.data-fingerprints/``, :func:`lib.settings.cache_dir`); afterwards it costs a few ``stat`` calls. A data
+    set found nowhere is loaded first (downloaded where torchvision may, else :class:`DatasetNotFound`)."""
+    if name in SYNTHETIC:
+        return None
+    files = data_files(name, root)
+    if not files:
+        load_dataset(name, root)  # downloads it, or raises DatasetNotFound naming every place tried
+        files = data_files(name, root)
+    stats = []
+    for path in files:
+        stat = path.stat()
+        stats.append((str(path.resolve()), stat.st_size, stat.st_mtime_ns))
+    return _fingerprint_of(name, tuple(stats), None if root is None else str(root))
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,13 +1,21 @@
-"""The content key of a training run: what the run cache (:mod:`lib.runs`) and the results store
-(:mod:`lib.results`) file a run under.
+"""Content keys: what the run cache (:mod:`lib.runs`), the result store (:mod:`lib.cache`) and the results store
+(:mod:`lib.results`) file a result under.
 
-A run's key is the SHA-256 of its configuration (:class:`lib.train.RunConfig`) and of the version of the training
-code, the digest of :data:`TRAINING_MODULES` (or the earlier version string :data:`KEPT_VERSIONS` pins it to): the
-same configuration trained by other training code gets another key.
+A run's key (:func:`run_key`) is the SHA-256 of its configuration (:class:`lib.train.RunConfig`), of the version of
+the training code (:func:`code_version`) and of the data it reads (:func:`lib.data.fingerprint`: the content of the
+data set's arrays, wherever and in whatever format they are found). The same configuration trained by code that
+behaves differently, or on other data, gets another key; the same configuration on the same data with the same code
+gets the same key on every machine.
+
+The version of the code is a digest of its behaviour, not of its text (:func:`behaviour_digest`): each module's
+syntax tree with its docstrings (and any other bare string statement) removed, comments never being part of it, and
+with no line or column numbers. Editing a docstring, a comment, blank lines or the layout of a module keeps every
+key; any edit of code (an expression, a constant, a default, an import) changes them.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import json
@@ -18,41 +26,67 @@ if TYPE_CHECKING:
     from lib.train import RunConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-#: The modules whose source determines a run's result; their digest is part of every run's key.
+#: The modules whose code determines a run's result; their behaviour digest is part of every run's key.
 TRAINING_MODULES = ("data.py", "corrupt.py", "augment.py", "models.py", "train.py", "batched.py")
 
-#: Digests of :data:`TRAINING_MODULES` whose runs keep an earlier key. Until issue 21 the key also hashed
-#: ``runs.py`` (the cache's own plumbing, which decides no result), so editing the cache retrained everything.
-#: When ``runs.py`` left the key, the six modules' digest at that moment was pinned to the version string the
-#: stored runs were keyed with, so every run kept its key. Add an entry only for an edit shown not to change
-#: results (a retrained run equal bit for bit to the stored one); any other edit gets a new key.
-KEPT_VERSIONS = {
-    "6d798a78f53f0531": "674e11421a77144b",  # issue 21: runs.py left the key; the training code as of 1e8ab9d
-    # issue 21: data.py and train.py read LIB_* through lib.settings, batched.py silences its layout warning only
-    # while it trains. Retrained with this code, 8 stored smoke runs (MLPs, LeNet, the MASC CNN, AlexNet with crops,
-    # on MNIST, Fashion-MNIST, CIFAR-10, random vectors, Theunissen's noise) gave the same history and weights bit
-    # for bit as the code before (a dropout MLP differs from run to run under either code).
-    "1f0da960cb958026": "674e11421a77144b",
-}
+
+def _is_bare_string(node: ast.AST) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def _canonical(node) -> str:
+    """A node as text: its class and every field that holds something, recursively; no positions.
+
+    Fields that are ``None`` or empty lists are left out, so a field a newer Python adds to the tree with an empty
+    default (``type_params`` in 3.12) leaves the text unchanged. Bare string statements (docstrings) are dropped
+    from every body."""
+    if isinstance(node, ast.AST):
+        parts = []
+        for name, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                value = [item for item in value if not _is_bare_string(item)]
+            if value is None or value == []:
+                continue
+            parts.append(f"{name}={_canonical(value)}")
+        return f"{type(node).__name__}({', '.join(parts)})"
+    if isinstance(node, list):
+        return "[" + ", ".join(_canonical(item) for item in node) + "]"
+    return repr(node)
+
+
+def behaviour_digest(source: str) -> str:
+    """SHA-256 of the behaviour of Python ``source``: its syntax tree without docstrings, comments or positions
+    (:func:`_canonical`). Two sources that differ only in docstrings, comments or layout have the same digest."""
+    return hashlib.sha256(_canonical(ast.parse(source)).encode()).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """:func:`behaviour_digest` of a Python file; the SHA-256 of the bytes of any other file."""
+    data = Path(path).read_bytes()
+    return behaviour_digest(data.decode()) if Path(path).suffix == ".py" else hashlib.sha256(data).hexdigest()
 
 
 def training_digest(package_dir: Path = PACKAGE_DIR) -> str:
-    """SHA-256 (16 hex digits) of the source of :data:`TRAINING_MODULES`, names and bytes, in order."""
+    """SHA-256 (16 hex digits) of the behaviour of :data:`TRAINING_MODULES` (:func:`file_digest`), names and
+    digests, in order."""
     digest = hashlib.sha256()
     for name in TRAINING_MODULES:
         digest.update(name.encode())
-        digest.update((package_dir / name).read_bytes())
+        digest.update(file_digest(package_dir / name).encode())
     return digest.hexdigest()[:16]
 
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """The version of the training code in every run key: :func:`training_digest`, or the earlier version
-    string it is pinned to in :data:`KEPT_VERSIONS`."""
-    digest = training_digest()
-    return KEPT_VERSIONS.get(digest, digest)
+    """The version of the training code in every run key: :func:`training_digest` of this package."""
+    return training_digest()
 
 
 def run_key(config: RunConfig) -> str:
-    payload = json.dumps(config.to_dict(), sort_keys=True) + code_version()
+    """The key of ``config``'s run: SHA-256 (20 hex digits) of the configuration, :func:`code_version` and
+    :func:`lib.data.fingerprint` of its data set (loaded, or downloaded where torchvision may, if it was never
+    fingerprinted; :class:`lib.data.DatasetNotFound` if it is nowhere)."""
+    from lib.data import fingerprint
+
+    payload = json.dumps(config.to_dict(), sort_keys=True) + code_version() + (fingerprint(config.dataset) or "")
     return hashlib.sha256(payload.encode()).hexdigest()[:20]

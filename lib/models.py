@@ -393,6 +393,13 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, seed:
     raise ValueError(f"unknown model {name!r}: use mlp{{depth}}x{{width}}, mlp-W1-W2-... (optionally -dropout0.1), vgg11[-div{{k}}], or one of {sorted(NAMED_MODELS)}")
 
 
+def dropout_of(name: str) -> float:
+    """The dropout probability model ``name`` asks for (its ``-dropout{p}`` suffix; 0 for a model without dropout).
+    A run of such a model draws its masks from a generator seeded by the run (:func:`lib.train.train`)."""
+    match = _MLP_DEPTH.match(name) or _MLP_WIDTHS.match(name)
+    return float(match.groups()[-1] or 0) if match else 0.0
+
+
 def _numel(shape: tuple[int, ...]) -> int:
     n = 1
     for s in shape:

@@ -13,15 +13,16 @@ and committed; the ``cpu`` book then shows those results beside its own re-run, 
 Layout (``<scale>`` = the recorded scale):
 
 - ``runs/<key>.json``: one training run under its run-cache key (:func:`lib.keys.run_key`): its configuration,
-  summary and per-epoch history, the training code's version, when, where and in how long it was trained, and a
-  SHA-256 of all that (``sha256``);
+  summary and per-epoch history, the training code's version, when, where and in how long it was trained
+  (``provenance``), and a SHA-256 of all that, provenance included (``sha256``);
 - ``<kind>/<key>/``: a :class:`lib.cache.Store` entry (a MASC decoding, a kernel solve) copied as it is, manifest
   included;
 - ``chapters/<chapter>.json``: the chapter's execution at that scale: its claims (with their verdicts, computed
   there), the frames it published for other scales' pages (:meth:`lib.book.chapter.Chapter.publish`), the keys of
-  the runs and results it used, how long it took, and the machine.
+  the runs and results it used, how long it took, and the machine, with a SHA-256 of all that, provenance included.
 
-**Refused, never used:** an entry whose SHA-256 does not match its content (edited or damaged), one recorded with
+**Refused, never used:** an entry whose SHA-256 does not match its content or its provenance (edited or damaged:
+a hand-edited machine or training time is refused like an edited accuracy), one recorded with
 other training code than this checkout's (its key or code version differ from what this code computes), or one of
 another chapter or scale than its path says. The error names the file and the command that records it again. An
 entry that is merely absent is not an error: the run is trained, or the page says it was not recorded.
@@ -69,6 +70,17 @@ def scales_recorded() -> list[str]:
 
 def _digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+#: What a run record's SHA-256 covers, and a chapter record's: everything it holds but the SHA-256 itself.
+RUN_FIELDS = ("key", "code_version", "config", "summary", "history", "provenance")
+CHAPTER_FIELDS = ("chapter", "scale", "claims", "frames", "runs", "overrides", "provenance")
+
+
+def seal(payload: dict) -> dict:
+    """``payload`` with its ``sha256``: the SHA-256 of every other field (content and provenance)."""
+    content = {name: value for name, value in payload.items() if name != "sha256"}
+    return dict(content, sha256=_digest(content))
 
 
 def _write_json(path: Path, payload: Any) -> None:
@@ -122,7 +134,9 @@ def run_path(scale: str, key: str) -> Path:
 def record_run(scale: str, trained, cache_manifest: dict | None = None) -> Path:
     """Write the run ``trained`` (a :class:`lib.train.TrainedRun`) into ``results/<scale>/runs/<key>.json``: its
     configuration, summary, history and the code version, when and where it was trained (from its run-cache
-    manifest, ``cache_manifest``) and the SHA-256 of the content. Weights are not recorded."""
+    manifest, ``cache_manifest``), its precision (and for bf16 the probe that chose it, :func:`lib.precision.provenance`)
+    and the SHA-256 of the content. Weights are not recorded."""
+    from lib import precision
     from lib.keys import code_version, run_key
 
     key = run_key(trained.config)
@@ -131,9 +145,9 @@ def record_run(scale: str, trained, cache_manifest: dict | None = None) -> Path:
     manifest = cache_manifest or {}
     provenance = dict(trained=manifest.get("written"), trained_on=manifest.get("host"),
                       train_seconds=trained.summary.get("train_seconds"), recorded=_now(), machine=hardware())
-    payload = dict(content, provenance=provenance, sha256=_digest(content))
+    provenance.update(precision.provenance(trained.config))  # its precision, and for bf16 the probe that chose it
     path = run_path(scale, key)
-    _write_json(path, payload)
+    _write_json(path, seal(dict(content, provenance=provenance)))
     return path
 
 
@@ -146,16 +160,19 @@ def _check_run(path: Path, key: str, code: str) -> dict:
     scale = path.parent.parent.name
     try:
         payload = json.loads(path.read_text())
-        content = {name: payload[name] for name in ("key", "code_version", "config", "summary", "history")}
+        content = {name: payload[name] for name in RUN_FIELDS}
         stored = payload["sha256"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise _refuse(path, f"it is not a readable run record ({type(error).__name__}: {error})",
                       _rerecord(scale)) from None
-    if _digest(content) != stored:
-        raise _refuse(path, "its content does not match its SHA-256 (edited or damaged)", _rerecord(scale))
-    if content["key"] != key or content["code_version"] != code:
-        raise _refuse(path, f"it was recorded with other training code (code version {content['code_version']}, "
-                            f"key {content['key']}; this checkout's code version is {code}, key {key})",
+    if content["code_version"] != code:
+        raise _refuse(path, f"it was recorded with other training code (code version {content['code_version']}; this "
+                            f"checkout's is {code})", _rerecord(scale))
+    if content["key"] != key:
+        raise _refuse(path, f"its key {content['key']} is not this checkout's key of its configuration, {key} (it was "
+                            f"recorded with other training code or data)", _rerecord(scale))
+    if _digest(content) != stored or set(payload) != {*RUN_FIELDS, "sha256"}:
+        raise _refuse(path, "its content or provenance does not match its SHA-256 (edited or damaged)",
                       _rerecord(scale))
     return payload
 
@@ -234,7 +251,7 @@ def record_chapter(scale: str, chapter: str, *, claims: list[dict], frames: dict
                    overrides=dict(overrides or {}))
     provenance = dict(recorded=_now(), seconds=round(float(seconds), 1), machine=hardware())
     path = chapter_path(scale, chapter)
-    _write_json(path, dict(content, provenance=provenance, sha256=_digest(content)))
+    _write_json(path, seal(dict(content, provenance=provenance)))
     return path
 
 
@@ -280,7 +297,7 @@ def chapter_record(chapter: str, scale: str) -> ChapterRecord | None:
     reproduce)."""
     import pandas as pd
 
-    from lib.book.claims import Claim
+    from lib.verdicts import Claim
     from lib.keys import code_version
 
     path = chapter_path(scale, chapter)
@@ -288,13 +305,14 @@ def chapter_record(chapter: str, scale: str) -> ChapterRecord | None:
         return None
     try:
         payload = json.loads(path.read_text())
-        content = {name: payload[name] for name in ("chapter", "scale", "claims", "frames", "runs", "overrides")}
+        content = {name: payload[name] for name in CHAPTER_FIELDS}
         stored = payload["sha256"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise _refuse(path, f"it is not a readable chapter record ({type(error).__name__}: {error})",
                       _rerecord(scale, chapter)) from None
-    if _digest(content) != stored:
-        raise _refuse(path, "its content does not match its SHA-256 (edited or damaged)", _rerecord(scale, chapter))
+    if _digest(content) != stored or set(payload) != {*CHAPTER_FIELDS, "sha256"}:
+        raise _refuse(path, "its content or provenance does not match its SHA-256 (edited or damaged)",
+                      _rerecord(scale, chapter))
     if content["chapter"] != chapter or content["scale"] != scale:
         raise _refuse(path, f"it records chapter {content['chapter']!r} at scale {content['scale']!r}, not "
                             f"{chapter!r} at {scale!r}", _rerecord(scale, chapter))
@@ -308,7 +326,7 @@ def chapter_record(chapter: str, scale: str) -> ChapterRecord | None:
         except RecordError as error:
             raise _refuse(path, f"run {key}, which it used, is refused ({error})", _rerecord(scale, chapter)) from None
     frames = {name: pd.DataFrame(frame["data"], columns=frame["columns"]) for name, frame in content["frames"].items()}
-    provenance = payload.get("provenance", {})
+    provenance = content["provenance"]
     return ChapterRecord(chapter, scale, path, [Claim(**c) for c in content["claims"]], frames, runs,
                          provenance.get("recorded", ""), float(provenance.get("seconds", 0.0)),
                          provenance.get("machine", {}))

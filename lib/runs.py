@@ -1,16 +1,17 @@
 """The run cache and grids: a chapter declares configurations and gets back tidy DataFrames.
 
-A finished run is stored under a content key: the SHA-256 of its :class:`~lib.train.RunConfig`
-and of the source of the modules that determine its result (:data:`TRAINING_MODULES`). Changing
-a parameter or that code therefore never returns a stale result, while editing a chapter, a plot
-or a probe reuses every run. Each run directory is written to a temporary name and renamed into
-place, so an interrupted build never leaves a half-written run; a run that was interrupted in the
-middle resumes from its checkpoint.
+A finished run is stored under a content key (:func:`lib.keys.run_key`): the SHA-256 of its
+:class:`~lib.train.RunConfig`, of the behaviour of the modules that determine its result (:data:`TRAINING_MODULES`,
+docstrings and comments left out) and of the content of the data it reads. Changing a parameter, that code or the
+data therefore never returns a stale result, while editing a chapter, a plot, a probe or a docstring reuses every
+run. Each run directory is written to a temporary name and renamed into place, so an interrupted build never leaves
+a half-written run; a run that was interrupted in the middle resumes from its checkpoint.
 
 Layout: ``<cache>/<key>/{config.json, summary.json, history.json, model.pt, corrupted.pt, manifest.json}``
 (and ``snapshots.pt``, the weights at ``config.save_epochs``, for runs that ask for them)
-with ``<cache>`` = ``$LIB_CACHE_DIR`` or ``<repo>/_runs`` (a shared filesystem path when several machines
-share it, see README "Scaling out").
+with ``<cache>`` = ``$LIB_CACHE_DIR`` or the user's cache folder, ``$XDG_CACHE_HOME/lib/runs`` or
+``~/.cache/lib/runs`` (:func:`lib.settings.cache_dir`; a shared filesystem path when several machines share it, see
+README "Scaling out"), so every checkout of the project finds the runs any other one trained.
 
 Faults: ``manifest.json`` (each file's size and SHA-256) is written last inside the temporary folder, and a
 run counts as cached only when its folder and manifest agree; a damaged entry (a truncated ``model.pt`` or
@@ -19,7 +20,10 @@ clears it, and :func:`run` / :func:`run_grid` move it aside (``<cache>/.damaged/
 per-run lock (``<cache>/.locks/<key>.lock``, ``fcntl.flock``, released by the kernel if its process dies)
 makes two processes that ask for the same run at once train it once: the second waits and reads the first's
 result. Checkpoints (``<cache>/.checkpoints/``) are written every ``$LIB_CHECKPOINT_EVERY_S`` seconds (60),
-so a killed run resumes where it stopped. Every stored run appends one line to ``<cache>/.finished.log``
+so a killed run resumes where it stopped; a run's checkpoint is removed only once the run is stored, so a failure
+while storing it (a full disk: :class:`RunNotStoredError` says so) keeps the checkpoint and the next attempt resumes.
+The temporary files an interrupted write left (``<cache>/.tmp-<key>-*``, ``.checkpoints/<key>.tmp``) are removed
+when that run next starts, under its lock. Every stored run appends one line to ``<cache>/.finished.log``
 (an audit: each key should appear once).
 
 Grids: :func:`train_missing` plans the missing runs into chunks (:func:`plan_chunks`: one run, or several
@@ -46,13 +50,13 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from lib import cluster, settings
+from lib import cluster, precision, settings
 from lib.cache import held_locks, quarantine
-from lib.keys import KEPT_VERSIONS, PACKAGE_DIR, TRAINING_MODULES, code_version, run_key, training_digest  # noqa: F401 (lib.runs names them too)
+from lib.keys import PACKAGE_DIR, TRAINING_MODULES, code_version, run_key, training_digest  # noqa: F401 (lib.runs names them too)
 from lib.train import RunConfig, TrainedRun, default_device, progress_enabled, train
 
 def cache_dir() -> Path:
-    """The run cache: ``$LIB_CACHE_DIR``, default ``<repo>/_runs`` (:func:`lib.settings.cache_dir`)."""
+    """The run cache: ``$LIB_CACHE_DIR``, default the user's cache folder (:func:`lib.settings.cache_dir`)."""
     return settings.cache_dir()
 
 
@@ -67,6 +71,11 @@ SNAPSHOTS = "snapshots.pt"  # only in runs with save_epochs
 
 class DamagedRunError(RuntimeError):
     """A cached run's files do not match its manifest (truncated, missing or changed): it is not used."""
+
+
+class RunNotStoredError(OSError):
+    """A trained run could not be written into the cache (a full disk, a read-only folder). The message says why,
+    and where the run's checkpoint is kept for the next attempt to resume from."""
 
 
 def _sha256(path: Path) -> str:
@@ -159,9 +168,53 @@ def _write_file(path: Path, data: bytes | None = None, obj=None) -> None:
         os.fsync(f.fileno())
 
 
-def _save(run: TrainedRun, path: Path) -> None:
+def _checkpoint_path(key: str) -> Path:
+    return cache_dir() / ".checkpoints" / f"{key}.pt"
+
+
+def _remove_temporaries(keys: Iterable[str]) -> None:
+    """Remove what interrupted writes of ``keys`` left: ``<cache>/.tmp-<key>-*`` and ``.checkpoints/<key>.tmp``.
+    Call it holding the keys' locks: no live process is then writing them."""
+    for key in keys:
+        for leftover in cache_dir().glob(f".tmp-{key}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        _checkpoint_path(key).with_suffix(".tmp").unlink(missing_ok=True)
+
+
+def _not_stored(path: Path, error: BaseException, checkpoint: Path | None) -> RunNotStoredError:
+    """The error of a run that could not be stored at ``path``: why (a full disk said so), and what is kept."""
+    import errno as errnos
+
+    try:
+        full = shutil.disk_usage(path.parent).free < (64 << 20)
+    except OSError:
+        full = False
+    full = full or getattr(error, "errno", None) in (errnos.ENOSPC, errnos.EDQUOT)
+    why = "the disk is full" if full else "writing failed"
+    message = f"could not store run {path.name} in {path.parent}: {why} ({type(error).__name__}: {error})."
+    if checkpoint is not None and checkpoint.is_file():
+        try:
+            epoch = f" at epoch {torch.load(checkpoint, map_location='cpu', weights_only=False)['epoch']}"
+        except Exception:
+            epoch = ""
+        message += (f" The training is not lost: its checkpoint {checkpoint}{epoch} is kept, and the next run of "
+                    f"this configuration resumes from it" + ("; free some space first." if full else "."))
+    elif checkpoint is not None:
+        message += (" No checkpoint had been written yet (one is written every $LIB_CHECKPOINT_EVERY_S seconds), "
+                    "so the next run of this configuration trains it again.")
+    stored = RunNotStoredError(message)
+    stored.errno = getattr(error, "errno", None)
+    return stored
+
+
+def _save(run: TrainedRun, path: Path, checkpoint: Path | None = None) -> None:
+    """Store ``run`` at ``path`` (a temporary folder, manifest last, renamed into place); :class:`RunNotStoredError`
+    if it cannot be written, nothing left behind."""
     temporary = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:8]}"
-    temporary.mkdir(parents=True)
+    try:
+        temporary.mkdir(parents=True)
+    except OSError as error:
+        raise _not_stored(path, error, checkpoint) from error
     try:
         _write_file(temporary / "config.json", json.dumps(run.config.to_dict(), indent=1, sort_keys=True).encode())
         _write_file(temporary / "summary.json", json.dumps(run.summary, indent=1, sort_keys=True).encode())
@@ -178,6 +231,9 @@ def _save(run: TrainedRun, path: Path) -> None:
         manifest = dict(key=path.name, code_version=code_version(), files=files, host=socket.gethostname(),
                         pid=os.getpid(), written=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         _write_file(temporary / MANIFEST, json.dumps(manifest, indent=1).encode())  # last: the entry is complete
+    except (OSError, RuntimeError) as error:  # torch's writer reports a full disk as a RuntimeError
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise _not_stored(path, error, checkpoint) from error
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
@@ -239,12 +295,15 @@ def checkpoint_interval() -> float:
 
 
 def _train_and_store(config: RunConfig, device: torch.device | None, progress: bool | None) -> TrainedRun:
-    """Train ``config`` (resuming its checkpoint if there is one) and store it; the caller holds its lock."""
+    """Train ``config`` (resuming its checkpoint if there is one) and store it, then remove the checkpoint; the
+    caller holds its lock. Leftovers of an interrupted write of this run are removed first."""
     path = _run_path(config)
-    checkpoint = cache_dir() / ".checkpoints" / f"{path.name}.pt"
+    _remove_temporaries([path.name])
+    checkpoint = _checkpoint_path(path.name)
     trained = train(config, device=device, checkpoint=checkpoint, checkpoint_every_s=checkpoint_interval(),
                     progress=progress)
-    _save(trained, path)
+    _save(trained, path, checkpoint)
+    checkpoint.unlink(missing_ok=True)  # only now: the run is stored
     return trained
 
 
@@ -275,6 +334,7 @@ def run(config: RunConfig, device: torch.device | None = None, progress: bool | 
         _quarantine_if_damaged(_run_path(config))
         if in_cache(config):  # another process trained it while we waited
             return _used(load(config))
+        precision.check_recording([config], device)  # a recording never trains bf16 where the probe found it slower
         return _used(_train_and_store(config, device, progress))
 
 
@@ -338,10 +398,12 @@ def train_chunk(chunk: Sequence[RunConfig], device: torch.device | None = None) 
             _train_and_store(todo[0], device, None)
         elif todo:
             keys = hashlib.sha256("".join(run_key(c) for c in todo).encode()).hexdigest()[:20]
-            checkpoint = cache_dir() / ".checkpoints" / f"batch-{keys}.pt"
+            _remove_temporaries([run_key(c) for c in todo] + [f"batch-{keys}"])
+            checkpoint = _checkpoint_path(f"batch-{keys}")
             for trained in train_batched(todo, device=device, checkpoint=checkpoint,
                                          checkpoint_every_s=checkpoint_interval()):
-                _save(trained, _run_path(trained.config))
+                _save(trained, _run_path(trained.config), checkpoint)
+            checkpoint.unlink(missing_ok=True)  # only now: every run of the chunk is stored
     return code_version()
 
 
@@ -407,6 +469,7 @@ def train_missing(configs: Sequence[RunConfig], device: torch.device | None = No
         return
     if executor is None:
         executor = executor_for(scheduler, device)
+    precision.check_recording(missing, executor.device)  # a recording never trains bf16 where the probe found it slower
     executor(plan_chunks(missing, executor.device, batched, max_batch), train_chunk)
 
 

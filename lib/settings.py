@@ -8,7 +8,7 @@ On/off variables share one vocabulary, case-insensitively: :data:`ON_WORDS` (``1
 :data:`OFF_WORDS` (``0 false no off none`` and the empty string). Any other word is an error that names
 the variable and the accepted words. A folder variable set to the empty string counts as unset.
 
-- ``LIB_CACHE_DIR``: the run cache and the result store (:func:`cache_dir`; default ``<repo>/_runs``)
+- ``LIB_CACHE_DIR``: the run cache and the result store (:func:`cache_dir`; default ``~/.cache/lib/runs``)
 - ``LIB_DATA_DIR``: a folder searched for data sets first (:func:`data_dir`; default unset)
 - ``LIB_TORCHVISION_DIR``: torchvision's folder, searched last (:func:`torchvision_dir`; ``~/.cache/lib/torchvision``)
 - ``LIB_CLAIMS_DIR``: where chapters save their claims (:func:`claims_dir`; ``<repo>/_build/claims``)
@@ -58,7 +58,7 @@ CI = "CI"
 
 #: Every variable read here: name → (what it sets, its default in words).
 VARIABLES = {
-    CACHE_DIR: ("the run cache and the result store", "`<repo>/_runs`"),
+    CACHE_DIR: ("the run cache and the result store", "`$XDG_CACHE_HOME/lib/runs` or `~/.cache/lib/runs`"),
     DATA_DIR: ("a folder searched for data sets first (after a `root=` argument)", "unset"),
     TORCHVISION_DIR: ("torchvision's folder, searched last; downloads go there", "`~/.cache/lib/torchvision`"),
     CLAIMS_DIR: ("where chapters save their claims", "`<repo>/_build/claims` (installed: `~/.cache/lib/claims`)"),
@@ -105,9 +105,11 @@ def _folder(name: str) -> Path | None:
 
 
 def cache_dir() -> Path:
-    """``$LIB_CACHE_DIR``: the run cache (:mod:`lib.runs`) and result store (:mod:`lib.cache`); default
-    ``<repo>/_runs``. A path every worker shares when grids train on a cluster."""
-    return _folder(CACHE_DIR) or REPO_ROOT / "_runs"
+    """``$LIB_CACHE_DIR``: the run cache (:mod:`lib.runs`) and result store (:mod:`lib.cache`); default the user's
+    cache folder, ``$XDG_CACHE_HOME/lib/runs`` or ``~/.cache/lib/runs``, so that every checkout (and an installed
+    package) finds the runs another one trained. A path every worker shares when grids train on a cluster."""
+    user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    return _folder(CACHE_DIR) or user_cache / "lib" / "runs"
 
 
 def data_dir() -> Path | None:

@@ -18,19 +18,25 @@ seeded from ``(seed, epoch)``; test images keep the centre crop. Its "training a
 convergence is the online accuracy on the augmented batches of the epoch (Zhang et al., footnote 5 of
 Table 4), since its training set changes every epoch.
 
-A run is deterministic for its config: the data seed fixes subsets and corruptions, the model
-seed fixes initialization and batch order, and no global random state is read or changed.
+A run is deterministic for its config on a given device and torch thread count: the data seed fixes subsets and
+corruptions, the model seed fixes initialization, batch order and dropout masks (each epoch's masks are drawn from a
+generator seeded from ``(seed, epoch)``), and no global random state is changed. Another number of torch threads may
+change the last bits of a result (reductions are split differently), not its course, and is not part of the run's
+key; a run resumed on another thread count continues from its checkpoint exactly and ends as close to the
+uninterrupted run as two thread counts do.
 Runs checkpoint themselves (see ``checkpoint``) so that an interrupted long run resumes where it
 stopped instead of starting over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -44,7 +50,7 @@ from lib import settings
 from lib.augment import AUGMENTATIONS, augment, epoch_generator
 from lib.corrupt import randomize
 from lib.data import load_dataset, per_image_standardize, preprocess, resplit, scale_pixels, subset
-from lib.models import INITIALIZATIONS, build_model, initialize
+from lib.models import build_model, initialize
 
 
 SPLITS = ("standard", "theunissen")
@@ -265,10 +271,13 @@ def train(config: RunConfig, device: torch.device | None = None, checkpoint: Pat
           checkpoint_every_s: float = 60.0, progress: bool | None = None) -> TrainedRun:
     """Train one run of ``config`` and return its history, summary and weights.
 
-    If ``checkpoint`` is given, the run's full state (weights, optimizer, history, epoch) is saved
-    there every ``checkpoint_every_s`` seconds and the run resumes from it if it exists; an
+    If ``checkpoint`` is given, the run's full state (weights, optimizer, history, epoch, and its configuration) is
+    saved there every ``checkpoint_every_s`` seconds and the run resumes from it if it exists; an
     interrupted run therefore loses at most that much work. Resumed runs give the same result as
-    uninterrupted ones, because every epoch's batch order derives from ``(seed, epoch)`` alone.
+    uninterrupted ones, because every epoch's batch order and dropout masks derive from ``(seed, epoch)`` alone.
+    The checkpoint is left in place when the run finishes: the caller removes it once the result is stored
+    (:func:`lib.runs.run`), so a failure while storing loses nothing. A checkpoint that cannot be written (a full
+    disk) is warned about and training goes on; the previous checkpoint is kept.
     """
     device = device or default_device()
     data = prepare_data(config)
@@ -278,6 +287,7 @@ def train(config: RunConfig, device: torch.device | None = None, checkpoint: Pat
     model = build_model(config.model, tuple(x_train.shape[1:]), data.num_classes, config.seed)
     model = initialize(model, config.init, config.seed).to(device)
     convolutional = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    dropout = any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules())
     if convolutional:
         # channels-last layout: the same arithmetic, faster convolutions on CPUs and tensor cores
         model = model.to(memory_format=torch.channels_last)
@@ -308,62 +318,63 @@ def train(config: RunConfig, device: torch.device | None = None, checkpoint: Pat
                + (f" {config.augment}" if config.augmented else "") + (" wd" if config.weight_decay else ""))
     epoch = start_epoch
     while converged_epoch is None and epoch < config.max_epochs:
-        started = time.perf_counter()
-        model.train()
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch)).to(device)
-        lr = optimizer.param_groups[0]["lr"]
-        loss_sum = torch.zeros((), device=device)
-        correct_sum = torch.zeros((), device=device, dtype=torch.long)
-        generator = epoch_generator(config.seed, epoch, device) if config.augmented else None
-        for i in range(0, n, config.batch_size):
-            index = order[i:i + config.batch_size]
-            targets = y_train[index]
-            if config.augmented:  # a fresh draw of every image of the batch, then the usual standardization
-                inputs = per_image_standardize(augment(x_raw[index], config.augment, generator))
-                if convolutional:
-                    inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with _dropout_masks(dropout, config.seed, epoch, device):
+            started = time.perf_counter()
+            model.train()
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch)).to(device)
+            lr = optimizer.param_groups[0]["lr"]
+            loss_sum = torch.zeros((), device=device)
+            correct_sum = torch.zeros((), device=device, dtype=torch.long)
+            generator = epoch_generator(config.seed, epoch, device) if config.augmented else None
+            for i in range(0, n, config.batch_size):
+                index = order[i:i + config.batch_size]
+                targets = y_train[index]
+                if config.augmented:  # a fresh draw of every image of the batch, then the usual standardization
+                    inputs = per_image_standardize(augment(x_raw[index], config.augment, generator))
+                    if convolutional:
+                        inputs = inputs.contiguous(memory_format=torch.channels_last)
+                else:
+                    inputs = x_train[index]
+                with _autocast(device, config.precision):
+                    logits = model(inputs).float()
+                    loss = loss_fn(logits, targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach() * len(index)
+                correct_sum += (logits.detach().argmax(1) == targets).sum()
+                step += 1
+            schedule.step()
+            epoch += 1
+            online_acc = float(correct_sum) / n
+            last = epoch == config.max_epochs
+            nan = float("nan")
+            # The full-set evaluation that decides convergence runs when the epoch's online accuracy is
+            # within 0.1 of the threshold (online accuracy lags the end-of-epoch model, so this never
+            # misses a converged epoch in practice) and at the last epoch; with no threshold, only at the last.
+            # An augmented run's training set changes every epoch: it converges on the online accuracy itself, and the
+            # full-set evaluation (on the un-augmented, centre-cropped training images) runs then and at the last epoch.
+            if config.augmented:
+                check_train = last or _reached(online_acc, config.stop_train_acc)
             else:
-                inputs = x_train[index]
-            with _autocast(device, config.precision):
-                logits = model(inputs).float()
-                loss = loss_fn(logits, targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(index)
-            correct_sum += (logits.detach().argmax(1) == targets).sum()
-            step += 1
-        schedule.step()
-        epoch += 1
-        online_acc = float(correct_sum) / n
-        last = epoch == config.max_epochs
-        nan = float("nan")
-        # The full-set evaluation that decides convergence runs when the epoch's online accuracy is
-        # within 0.1 of the threshold (online accuracy lags the end-of-epoch model, so this never
-        # misses a converged epoch in practice) and at the last epoch; with no threshold, only at the last.
-        # An augmented run's training set changes every epoch: it converges on the online accuracy itself, and the
-        # full-set evaluation (on the un-augmented, centre-cropped training images) runs then and at the last epoch.
-        if config.augmented:
-            check_train = last or _reached(online_acc, config.stop_train_acc)
-        else:
-            check_train = last or (config.stop_train_acc is not None and online_acc >= config.stop_train_acc - 0.1)
-        will_test = check_train or last or epoch % config.test_every == 0
-        if config.bn_statistics == "population" and will_test:
-            population_statistics(model, x_train, config.batch_size, config.precision)
-        train_loss_eval, train_acc = (evaluate(model, x_train, y_train, loss_fn, precision=config.precision)
-                                      if check_train else (nan, nan))
-        fit = online_acc if config.augmented else train_acc
-        converged = check_train and _reached(fit, config.stop_train_acc)
-        test_loss, test_acc = (evaluate(model, x_test, y_test, loss_fn, precision=config.precision)
-                               if converged or last or epoch % config.test_every == 0 else (nan, nan))
-        elapsed += time.perf_counter() - started
-        rows.append(dict(epoch=epoch, step=step, lr=lr, train_loss=float(loss_sum) / n, train_acc_online=online_acc,
-                         train_loss_eval=train_loss_eval, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
-                         seconds=elapsed))
-        if not math.isfinite(rows[-1]["train_loss"]):
-            if not check_train:
-                rows[-1]["test_loss"], rows[-1]["test_acc"] = evaluate(model, x_test, y_test, loss_fn, precision=config.precision)
-            break  # diverged: the summary says so
+                check_train = last or (config.stop_train_acc is not None and online_acc >= config.stop_train_acc - 0.1)
+            will_test = check_train or last or epoch % config.test_every == 0
+            if config.bn_statistics == "population" and will_test:
+                population_statistics(model, x_train, config.batch_size, config.precision)
+            train_loss_eval, train_acc = (evaluate(model, x_train, y_train, loss_fn, precision=config.precision)
+                                          if check_train else (nan, nan))
+            fit = online_acc if config.augmented else train_acc
+            converged = check_train and _reached(fit, config.stop_train_acc)
+            test_loss, test_acc = (evaluate(model, x_test, y_test, loss_fn, precision=config.precision)
+                                   if converged or last or epoch % config.test_every == 0 else (nan, nan))
+            elapsed += time.perf_counter() - started
+            rows.append(dict(epoch=epoch, step=step, lr=lr, train_loss=float(loss_sum) / n, train_acc_online=online_acc,
+                             train_loss_eval=train_loss_eval, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
+                             seconds=elapsed))
+            if not math.isfinite(rows[-1]["train_loss"]):
+                if not check_train:
+                    rows[-1]["test_loss"], rows[-1]["test_acc"] = evaluate(model, x_test, y_test, loss_fn, precision=config.precision)
+                break  # diverged: the summary says so
         if epoch in save_epochs:
             snapshots[epoch] = _snapshot(model)
         if converged:
@@ -371,15 +382,13 @@ def train(config: RunConfig, device: torch.device | None = None, checkpoint: Pat
         bar.update(1)
         bar.set_postfix(train_acc=f"{online_acc:.3f}", test_acc=f"{test_acc:.3f}")
         if checkpoint is not None and time.monotonic() - last_save > checkpoint_every_s:
-            _save_checkpoint(checkpoint, model, optimizer, schedule, rows, epoch, step, elapsed, snapshots)
+            _save_checkpoint(checkpoint, model, optimizer, schedule, rows, epoch, step, elapsed, snapshots, config)
             last_save = time.monotonic()
     bar.close()
     history = pd.DataFrame(rows)
     summary = summarize(history, config, converged_epoch, n)
     summary["device"] = device.type
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    if checkpoint is not None:
-        checkpoint.unlink(missing_ok=True)
     return TrainedRun(config, history, summary, state_dict, data.corrupted, snapshots)
 
 
@@ -392,12 +401,42 @@ def _reached(train_acc: float, threshold: float | None) -> bool:
     return threshold is not None and train_acc >= threshold - 1e-12
 
 
-def _save_checkpoint(path: Path, model, optimizer, schedule, rows, epoch, step, elapsed, snapshots=None) -> None:
+def _dropout_masks(dropout: bool, seed: int, epoch: int, device: torch.device):
+    """The scope of one epoch: for a model with dropout, torch's generator (of ``device``) seeded from
+    ``(seed, epoch)`` and restored afterwards, so that the masks are the run's own; nothing for any other model."""
+    if not dropout:
+        return contextlib.nullcontext()
+    devices = [device.index or 0] if device.type == "cuda" else []
+
+    @contextlib.contextmanager
+    def seeded():
+        with torch.random.fork_rng(devices=devices):
+            masks_seed = seed * 100_003 + epoch + 1_000_000_007
+            torch.random.default_generator.manual_seed(masks_seed)
+            if devices:
+                with torch.cuda.device(devices[0]):
+                    torch.cuda.manual_seed(masks_seed)
+            yield
+
+    return seeded()
+
+
+def _save_checkpoint(path: Path, model, optimizer, schedule, rows, epoch, step, elapsed, snapshots=None,
+                     config: RunConfig | None = None) -> None:
+    """Write the checkpoint atomically (a temporary file renamed into place). A write that fails (a full disk) is
+    warned about, its temporary file removed, and the previous checkpoint kept."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
-    torch.save(dict(model=model.state_dict(), optimizer=optimizer.state_dict(), schedule=schedule.state_dict(),
-                    rows=rows, epoch=epoch, step=step, elapsed=elapsed, snapshots=snapshots or {}), temporary)
-    os.replace(temporary, path)
+    try:
+        torch.save(dict(model=model.state_dict(), optimizer=optimizer.state_dict(), schedule=schedule.state_dict(),
+                        rows=rows, epoch=epoch, step=step, elapsed=elapsed, snapshots=snapshots or {},
+                        config=None if config is None else config.to_dict()), temporary)
+        os.replace(temporary, path)
+    except (OSError, RuntimeError) as error:  # torch's writer reports a full disk as a RuntimeError
+        temporary.unlink(missing_ok=True)
+        kept = "the previous checkpoint is kept" if path.exists() else "there is no earlier checkpoint"
+        warnings.warn(f"could not write the checkpoint {path} at epoch {epoch} ({type(error).__name__}: {error}; "
+                      f"is the disk full?): training goes on, {kept}", stacklevel=3)
 
 
 def summarize(history: pd.DataFrame, config: RunConfig, converged_epoch: int | None, n_train: int) -> dict:

@@ -17,6 +17,9 @@ import pytest
 import tempfile
 
 os.environ["LIB_RESULTS_DIR"] = tempfile.mkdtemp(prefix="lib-results-")
+# Tests train into the checkout's own cache (`make clean-runs` empties it), never into the user's cache folder that
+# lib.settings.cache_dir() defaults to, unless LIB_CACHE_DIR names one.
+os.environ.setdefault("LIB_CACHE_DIR", str(Path(__file__).resolve().parents[1] / "_runs"))
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -79,7 +79,7 @@ print("REUSED" if fit["reused"] else "COMPUTED")
 """
 @pytest.mark.slow
 def test_editing_the_solver_source_recomputes(tmp_path):
-    """A copy of lib whose solver is edited between two calls: the old result is not reused."""
+    """A copy of lib whose solver is edited between two calls: a comment keeps the result, a code edit recomputes."""
     copy = tmp_path / "repo"
     shutil.copytree(REPO / "lib", copy / "lib", ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "PYTHONPATH": str(copy), "LIB_CACHE_DIR": str(tmp_path / "cache"),
@@ -97,7 +97,11 @@ def test_editing_the_solver_source_recomputes(tmp_path):
     text = source.read_text()
     marker = "    def fit(self"
     assert marker in text
-    source.write_text(text.replace(marker, "    # an edit of the solver\n" + marker, 1))
+    source.write_text(text.replace(marker, "    # a comment about the solver: its results stay\n" + marker, 1))
+    assert call() == "REUSED"
+    marker = "        n, d = X.shape\n"
+    assert marker in text
+    source.write_text(source.read_text().replace(marker, marker + "        n = int(n)  # an edit of the solver\n", 1))
     assert call() == "COMPUTED"
     assert call() == "REUSED"
 
@@ -120,3 +124,17 @@ def test_moving_a_module_unchanged_keeps_its_results_and_an_ambiguous_name_is_re
     assert source_digest(["new/solver.py"], package) != before  # changed: a new key
     with pytest.raises(FileNotFoundError, match="2 files have that name"):
         source_digest(["twice.py"], package)
+
+
+def test_a_docstring_or_comment_edit_keeps_the_key_and_a_code_edit_changes_it(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    source = package / "solver.py"
+    source.write_text('def solve(x):\n    """Solve."""\n    return x + 1\n')
+    store = Store("demo", sources=("solver.py",), package_dir=package)
+    settings = {"n": 5}
+    before = store.key(settings)
+    source.write_text('def solve(x):\n    """Solve it, in other words."""\n\n    # one more\n    return x + 1  # +1\n')
+    assert store.key(settings) == before
+    source.write_text('def solve(x):\n    """Solve."""\n    return x + 2\n')
+    assert store.key(settings) != before

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_cifar10_npz, write_cifar_pickles, write_mnist_like
+from conftest import write_cifar10_npz, write_cifar_pickles, write_idx, write_mnist_like
 from lib import data
 
 
@@ -151,3 +151,25 @@ def test_standardize_uses_train_statistics():
     mean, std = data.channel_statistics(train)
     assert torch.allclose(mean, torch.zeros(3), atol=1e-5) and torch.allclose(std, torch.ones(3), atol=1e-4)
     assert torch.allclose(test, train[:10])
+
+
+def test_the_fingerprint_is_the_content_whatever_the_folder_or_format(isolated_cache, tmp_path):
+    write_mnist_like(tmp_path / "gz" / "mnist")
+    write_mnist_like(tmp_path / "raw" / "MNIST" / "raw", gz=False)  # the same arrays, torchvision's layout
+    assert [f.name for f in data.data_files("mnist", tmp_path / "raw")] == list(data.IDX_FILES)
+    assert data.fingerprint("mnist", tmp_path / "gz") == data.fingerprint("mnist", tmp_path / "raw")
+    labels = tmp_path / "gz" / "mnist" / "train-labels-idx1-ubyte.gz"
+    shifted = data.read_idx(labels).copy()
+    shifted[0] = (shifted[0] + 1) % 10  # one label changed: another data set
+    write_idx(labels, shifted)
+    assert data.fingerprint("mnist", tmp_path / "gz") != data.fingerprint("mnist", tmp_path / "raw")
+
+
+def test_cifar_fingerprints_read_the_files_the_loader_reads(isolated_cache, tmp_path):
+    write_cifar10_npz(tmp_path / "a" / "cifar10")
+    write_cifar_pickles(tmp_path / "b" / "cifar-10-batches-py", hundred=False)
+    assert [f.name for f in data.data_files("cifar10", tmp_path / "a")][-1] == "test_batch.npz"
+    assert data.fingerprint("cifar10", tmp_path / "a") != data.fingerprint("cifar10", tmp_path / "b")
+    write_cifar_pickles(tmp_path / "c" / "cifar-100-python", hundred=True)
+    assert [f.name for f in data.data_files("cifar100", tmp_path / "c")] == ["train", "test"]
+    assert data.data_files("cifar100", tmp_path / "a") == [] and data.fingerprint("random-vectors") is None

@@ -72,7 +72,7 @@ def test_an_interrupted_run_resumes_bit_identical(tmp_path, monkeypatch, mnist_s
     assert torch.load(checkpoint, weights_only=False)["epoch"] == 3
     monkeypatch.setattr(train_module, "_save_checkpoint", original)
     resumed = train(CONFIG, checkpoint=checkpoint, checkpoint_every_s=0, progress=False)
-    assert same_result(resumed, reference) and not checkpoint.exists()
+    assert same_result(resumed, reference) and checkpoint.exists()  # the run cache removes it once it is stored
 @pytest.mark.slow
 def test_a_killed_training_process_resumes_bit_identical(tmp_path, mnist_slice):
     """A subprocess training through the cache is killed with SIGKILL mid-run; the run resumes from its checkpoint."""
@@ -160,6 +160,57 @@ def test_a_grid_retrains_a_damaged_entry(isolated_cache, mnist_slice):
         again = runs.run_grid(configs)
     assert again.cached.tolist() == [True, False]
     assert again.final_test_acc.tolist() == frame.final_test_acc.tolist()
+
+
+@pytest.mark.parametrize("failure", ["OSError ENOSPC", "torch's RuntimeError on a full disk"])
+def test_a_failed_save_says_the_disk_is_full_and_keeps_the_checkpoint_to_resume(isolated_cache, mnist_slice,
+                                                                                 monkeypatch, failure):
+    import errno
+    import shutil as shutil_module
+
+    reference = train(CONFIG, progress=False)
+    monkeypatch.setenv("LIB_CHECKPOINT_EVERY_S", "0")
+    real_write = runs._write_file
+
+    def full_disk(path, data=None, obj=None):
+        if path.name == "model.pt":
+            if failure.startswith("OSError"):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file")
+        real_write(path, data, obj)
+
+    monkeypatch.setattr(runs, "_write_file", full_disk)
+    disk_usage = shutil_module.disk_usage
+    if failure.startswith("torch"):  # torch's error names no errno: the free space says why
+        monkeypatch.setattr(shutil_module, "disk_usage", lambda path: shutil_module._ntuple_diskusage(10**9, 10**9, 0))
+    checkpoint = isolated_cache / ".checkpoints" / f"{runs.run_key(CONFIG)}.pt"
+    with pytest.raises(runs.RunNotStoredError) as error:
+        runs.run(CONFIG, progress=False)
+    message = str(error.value)
+    assert "the disk is full" in message and str(checkpoint) in message and "resumes" in message, message
+    assert checkpoint.is_file() and torch.load(checkpoint, weights_only=False)["epoch"] == CONFIG.max_epochs
+    assert not runs.in_cache(CONFIG) and not list(isolated_cache.glob(".tmp-*"))  # nothing half-written left
+
+    monkeypatch.setattr(runs, "_write_file", real_write)  # space again
+    monkeypatch.setattr(shutil_module, "disk_usage", disk_usage)
+    monkeypatch.setattr(train_module, "evaluate", lambda *a, **k: pytest.fail("an epoch was trained again"))
+    resumed = runs.run(CONFIG, progress=False)  # every epoch is in the checkpoint: nothing is trained
+    assert same_result(resumed, reference) and runs.in_cache(CONFIG)
+    assert not checkpoint.exists()  # removed once the run is stored
+
+
+def test_leftovers_of_an_interrupted_write_are_removed_when_that_run_next_starts(isolated_cache, mnist_slice):
+    key = runs.run_key(CONFIG)
+    leftover = isolated_cache / f".tmp-{key}-0123abcd"
+    (leftover).mkdir(parents=True)
+    (leftover / "model.pt").write_bytes(b"\0" * 1000)  # a killed write of the run
+    half_checkpoint = isolated_cache / ".checkpoints" / f"{key}.tmp"
+    half_checkpoint.parent.mkdir()
+    half_checkpoint.write_bytes(b"\0" * 1000)
+    other = isolated_cache / ".tmp-0123456789abcdef0123-0123abcd"  # another run's: it may be writing it now
+    other.mkdir()
+    runs.run(CONFIG, progress=False)
+    assert not leftover.exists() and not half_checkpoint.exists() and other.is_dir()
 
 
 def test_a_truncated_data_file_is_named(tmp_path, monkeypatch):

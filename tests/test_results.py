@@ -77,10 +77,19 @@ def test_a_damaged_or_foreign_run_record_is_refused_naming_the_file_and_the_fix(
 
     foreign = json.loads(original)  # a consistent record written by other training code
     foreign["code_version"] = "some-other-code"
-    content = {name: foreign[name] for name in ("key", "code_version", "config", "summary", "history")}
-    foreign["sha256"] = results._digest(content)
-    entry.write_text(json.dumps(foreign))
+    entry.write_text(json.dumps(results.seal(foreign)))
     with pytest.raises(results.RecordError, match="recorded with other training code"):
+        results.load_run(CONFIG)
+
+    provenance = json.loads(original)  # the machine and the hours edited by hand
+    provenance["provenance"]["machine"]["gpu"] = "NVIDIA H100"
+    provenance["provenance"]["train_seconds"] = 279 * 3600.0
+    entry.write_text(json.dumps(provenance))
+    with pytest.raises(results.RecordError, match="content or provenance does not match its SHA-256"):
+        results.load_run(CONFIG)
+    del provenance["provenance"]  # nor can it be dropped
+    entry.write_text(json.dumps(results.seal(provenance)))
+    with pytest.raises(results.RecordError, match="not a readable run record"):
         results.load_run(CONFIG)
 
     entry.write_text("{not json")
@@ -141,6 +150,12 @@ def test_a_chapter_record_round_trips_and_a_misplaced_or_incomplete_one_is_refus
     assert results.chapter_record("demo-chapter", "paper") is None  # nothing recorded there: not an error
     with pytest.raises(KeyError, match="figure2"):
         record.frame("figure9")
+
+    edited = json.loads(path.read_text())  # a chapter's provenance edited by hand is refused too
+    edited["provenance"]["machine"]["gpu"], edited["provenance"]["seconds"] = "NVIDIA H100", 279 * 3600.0
+    results.chapter_path("full", "edited-chapter").write_text(json.dumps({**edited, "chapter": "edited-chapter"}))
+    with pytest.raises(results.RecordError, match="content or provenance does not match its SHA-256"):
+        results.chapter_record("edited-chapter", "full")
 
     misplaced = results.chapter_path("full", "other-chapter")
     misplaced.write_text(path.read_text())

@@ -52,7 +52,8 @@ def test_any_other_word_is_an_error_naming_the_variable_and_the_words(clean_env,
 
 def test_defaults(clean_env):
     clean_env.delenv(settings.CI, raising=False)
-    assert settings.cache_dir() == REPO / "_runs"
+    clean_env.delenv("XDG_CACHE_HOME", raising=False)
+    assert settings.cache_dir() == Path.home() / ".cache" / "lib" / "runs"  # the user's, shared by every checkout
     assert settings.data_dir() is None
     assert settings.torchvision_dir() == Path.home() / ".cache" / "lib" / "torchvision"
     assert settings.claims_dir() == REPO / "_build" / "claims"
@@ -78,7 +79,8 @@ def test_folders_expand_the_home_and_an_empty_value_is_unset(clean_env, tmp_path
     clean_env.setenv(settings.DATA_DIR, "")
     assert settings.data_dir() is None
     clean_env.setenv(settings.CACHE_DIR, "")
-    assert settings.cache_dir() == REPO / "_runs"
+    clean_env.setenv("XDG_CACHE_HOME", "/xdg/cache")
+    assert settings.cache_dir() == Path("/xdg/cache/lib/runs")
 
 
 def test_checkpoint_interval(clean_env):

@@ -92,10 +92,79 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     assert checkpoint.exists()
     monkeypatch.setattr(train_module, "evaluate", real_evaluate)
     resumed = train(config, checkpoint=checkpoint, checkpoint_every_s=0, progress=False)
-    assert not checkpoint.exists()
+    assert checkpoint.exists()  # left for the caller, which removes it once the run is stored (lib.runs)
+    assert torch.load(checkpoint, weights_only=False)["config"] == config.to_dict()  # it names its run
     cols = ["epoch", "step", "train_loss", "train_acc", "test_acc"]
     assert resumed.history[cols].equals(uninterrupted.history[cols])
     assert all(torch.equal(resumed.state_dict[k], uninterrupted.state_dict[k]) for k in resumed.state_dict)
+
+
+DROPOUT = replace(TINY, model="mlp2x64-dropout0.5", max_epochs=3)
+
+
+def same(a, b) -> bool:
+    return (a.history.drop(columns="seconds").equals(b.history.drop(columns="seconds"))
+            and all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict))
+
+
+def test_dropout_masks_come_from_the_runs_seed_and_leave_the_global_generator_alone():
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    first = train(DROPOUT, progress=False)
+    assert torch.equal(torch.get_rng_state(), before)  # the global generator is neither read nor changed
+    torch.manual_seed(456)  # another global state: the same run
+    assert same(train(DROPOUT, progress=False), first)
+    assert not same(train(replace(DROPOUT, seed=1), progress=False), first)
+
+
+def test_an_interrupted_dropout_run_resumes_to_the_same_result(tmp_path, monkeypatch):
+    uninterrupted = train(DROPOUT, progress=False)
+    checkpoint = tmp_path / "run.pt"
+    real_save = train_module._save_checkpoint
+
+    def save_then_stop(path, *args, **kwargs):
+        real_save(path, *args, **kwargs)
+        if torch.load(path, weights_only=False)["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train(DROPOUT, checkpoint=checkpoint, checkpoint_every_s=0, progress=False)
+    monkeypatch.setattr(train_module, "_save_checkpoint", real_save)
+    assert same(train(DROPOUT, checkpoint=checkpoint, checkpoint_every_s=0, progress=False), uninterrupted)
+
+
+def test_a_run_checkpointed_on_one_thread_resumes_on_two_close_to_the_one_thread_run(tmp_path, monkeypatch):
+    """The number of torch threads is not part of a run's key: it may change the last bits of a result, not its
+    course. A run interrupted on one thread and resumed on two ends as close to the one-thread run as two thread
+    counts do."""
+    config = replace(TINY, max_epochs=4)
+    threads = torch.get_num_threads()
+    checkpoint = tmp_path / "run.pt"
+    real_save = train_module._save_checkpoint
+
+    def save_then_stop(path, *args, **kwargs):
+        real_save(path, *args, **kwargs)
+        if torch.load(path, weights_only=False)["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    try:
+        torch.set_num_threads(1)
+        one_thread = train(config, progress=False)
+        monkeypatch.setattr(train_module, "_save_checkpoint", save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            train(config, checkpoint=checkpoint, checkpoint_every_s=0, progress=False)
+        monkeypatch.setattr(train_module, "_save_checkpoint", real_save)
+        torch.set_num_threads(2)
+        resumed = train(config, checkpoint=checkpoint, checkpoint_every_s=0, progress=False)
+        two_threads = train(config, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert resumed.history.epoch.tolist() == one_thread.history.epoch.tolist() == [1, 2, 3, 4]
+    for run in (resumed, two_threads):
+        for name, weights in one_thread.state_dict.items():
+            torch.testing.assert_close(run.state_dict[name], weights, rtol=0, atol=1e-4)
+        assert (run.history.test_acc - one_thread.history.test_acc).abs().max() <= 2 / 128  # two test images at most
 
 
 def test_population_statistics_are_the_average_over_the_training_batches():

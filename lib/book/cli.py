@@ -5,6 +5,7 @@
     python -m lib book --scale cpu
     python -m lib runs list
     python -m lib runs clear
+    python -m lib runs migrate --dry-run
 """
 
 from __future__ import annotations
@@ -75,6 +76,27 @@ def command_book(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     html = book.build(args.scale, Path(args.build_dir), reuse=not args.rerun)
     print(f"Built in {time.perf_counter() - started:.0f} s: open {html / 'index.html'}")
+    return 0
+
+
+def command_migrate(args: argparse.Namespace) -> int:
+    """``python -m lib runs migrate``: re-key the committed results store and the run caches to this checkout's keys
+    without retraining (:mod:`lib.migrate`), printing what it did."""
+    import json
+
+    from lib import migrate, results
+    from lib.train import RunConfig
+
+    configs = []
+    for text in args.config or []:  # a JSON mapping, or a file that holds one
+        configs.append(RunConfig.from_dict(json.loads(text if text.lstrip().startswith("{") else Path(text).read_text())))
+    caches = [] if args.no_cache else ([Path(c) for c in args.cache] if args.cache else migrate.default_caches())
+    root = None if args.no_results else Path(args.results or results.results_dir())
+    places = ([f"the results store {root}"] if root else []) + [f"the cache {c}" for c in caches]
+    print(("Dry run: nothing is changed. " if args.dry_run else "") + "Migrating " + (", ".join(places) or "nothing"))
+    report = migrate.Migration(root, caches, configs, dry_run=args.dry_run).run()
+    for line in report.lines(dry_run=args.dry_run):
+        print(line)
     return 0
 
 
@@ -194,12 +216,24 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--rerun", action="store_true", help="execute chapters even if up-to-date executions exist")
     build.set_defaults(handler=command_book)
 
-    runs = commands.add_parser("runs", help="list or clear the cached training runs",
-                               description="The run cache is $LIB_CACHE_DIR or <repo>/_runs.")
-    runs.add_argument("action", choices=("list", "clear"), help="list: one line per cached run; clear: delete them all")
+    runs = commands.add_parser("runs", help="list, clear or migrate the cached training runs",
+                               description="The run cache is $LIB_CACHE_DIR or ~/.cache/lib/runs.")
+    runs.add_argument("action", choices=("list", "clear", "migrate"),
+                      help="list: one line per cached run; clear: delete them all; migrate: re-key the committed "
+                           "results store and the run caches to this checkout's keys, without retraining")
     runs.add_argument("-y", "--yes", action="store_true",
                       help="clear without asking (needed where standard input is not a terminal)")
-    runs.set_defaults(handler=command_runs)
+    runs.add_argument("--dry-run", action="store_true", help="migrate: say what would be re-keyed, change nothing")
+    runs.add_argument("--cache", action="append", metavar="DIR",
+                      help="migrate: this run cache (repeatable; default the configured one and <repo>/_runs)")
+    runs.add_argument("--no-cache", action="store_true", help="migrate: no run cache, only the results store")
+    runs.add_argument("--results", metavar="DIR", help="migrate: this results store (default $LIB_RESULTS_DIR or "
+                                                       "<repo>/results)")
+    runs.add_argument("--no-results", action="store_true", help="migrate: only the run caches")
+    runs.add_argument("--config", action="append", metavar="JSON",
+                      help="migrate: the configuration (a JSON mapping, or a file holding one) of an interrupted "
+                           "run whose checkpoint does not name it (repeatable)")
+    runs.set_defaults(handler=lambda args: command_migrate(args) if args.action == "migrate" else command_runs(args))
     return main
 
 
