@@ -14,6 +14,10 @@ from lib.train import RunConfig
 SETTINGS = {"partial_labels:0.0": "true labels", "partial_labels:1.0": "random labels",
             "shuffled_pixels:1.0": "shuffled pixels", "random_pixels:1.0": "random pixels", "gaussian:1.0": "gaussian"}
 PIXEL_RANDOMIZATIONS = ("shuffled_pixels", "random_pixels", "gaussian")  # Figure 1a, every pixel replaced
+#: The networks each panel of the paper's Figure 1 plots: a claim about a panel is the paper's when it is measured on
+#: one of them, and our extension on any other network.
+FIGURE1_NETWORKS = {"Figure 1a": ("inception",), "Figure 1b": ("inception", "alexnet", "mlp1x512"),
+                    "Figure 1c": ("inception", "alexnet", "mlp1x512")}
 
 
 def figure1_runs(P, curve_model: str) -> tuple[list[RunConfig], list[RunConfig]]:
@@ -37,23 +41,52 @@ def settings_fit(summary: pd.DataFrame, model: str, settings: dict = SETTINGS) -
     return fit.dropna(subset=["setting"]).set_index("setting").loc[list(settings.values())]
 
 
-def faster_than_random_labels(fit: pd.DataFrame, candidates=("random pixels", "gaussian")) -> list[str]:
+def faster_than_random_labels(fit: pd.DataFrame, candidates=("random pixels", "gaussian"),
+                              steps: str = "converged_step") -> list[str]:
     """Figure 1a: the settings among ``candidates`` that reached the convergence threshold in fewer SGD steps than
-    random labels (a run that did not converge, NaN steps, is never faster)."""
-    steps = fit["converged_step"]
-    return [s for s in candidates if steps[s] < steps["random labels"]]
+    random labels (a run that did not converge, NaN steps, is never faster). ``steps``: the column of steps to
+    count (:func:`with_fit_steps`' ``fit_step`` for each network's own fit threshold)."""
+    counts = fit[steps]
+    return [s for s in candidates if counts[s] < counts["random labels"]]
 
 
-def relative_convergence_time(summary: pd.DataFrame, by: str = "model", level: str = "corruption") -> pd.DataFrame:
+def fit_threshold(paper, model: str, stop: float) -> float:
+    """The training accuracy (a fraction) at which a run of ``model`` has fitted its labels in Figure 1: the lower of
+    our stopping rule ``stop`` and the network's own fit on random labels in the paper's Table 1 (``paper``: the
+    numbers of :mod:`lib.papers`; the 1x512 MLP ended at 99.34%), so that the paper's own run of the network
+    satisfies the rule."""
+    return min(float(stop), paper[f"table1.{model}.random_labels.train"] / 100)
+
+
+def with_fit_steps(summary: pd.DataFrame, history: pd.DataFrame, thresholds: dict[str, float]) -> pd.DataFrame:
+    """``summary`` (:func:`lib.runs.run_grid`'s rows) with, per run, its model's ``fit_threshold``
+    (``thresholds[model]``), the step and epoch at which its training accuracy over the whole training set first
+    reached it (``fit_step``, ``fit_epoch``; NaN if never) and ``fitted``. ``history``: the runs' per-epoch histories
+    (:func:`lib.runs.grid_history`), matched on model, randomization and corruption; an epoch whose training accuracy
+    was not evaluated (NaN) never counts."""
+    keys = ["model", "randomization", "corruption"]
+    evaluated = history.dropna(subset=["train_acc"])
+    reached = evaluated[evaluated["train_acc"] >= evaluated["model"].map(thresholds) - 1e-12]
+    first = reached.sort_values("epoch").groupby(keys, sort=False)[["step", "epoch"]].first()
+    out = summary.join(first.rename(columns={"step": "fit_step", "epoch": "fit_epoch"}), on=keys)
+    out["fit_threshold"] = out["model"].map(thresholds)
+    out["fitted"] = out["fit_step"].notna()
+    return out
+
+
+def relative_convergence_time(summary: pd.DataFrame, by: str = "model", level: str = "corruption",
+                              steps: str = "converged_step", reached: str = "converged") -> pd.DataFrame:
     """Zhang et al., Figure 1b: steps to convergence divided by the same model's steps at zero corruption.
 
-    ``summary`` is :func:`lib.runs.run_grid`'s frame; runs that never converged get NaN.
-    Adds the column ``relative_convergence``.
+    ``summary`` is :func:`lib.runs.run_grid`'s frame; ``steps`` names its column of steps to convergence and
+    ``reached`` whether the run got there (default: our stopping rule's; :func:`with_fit_steps`' ``fit_step`` and
+    ``fitted`` for each network's own fit); runs that never got there get NaN. Adds the column
+    ``relative_convergence``.
     """
     frame = summary.copy()
-    steps = frame["converged_step"].where(frame["converged"])
-    baseline = frame[frame[level] == 0].set_index(by)["converged_step"]
-    frame["relative_convergence"] = steps / frame[by].map(baseline)
+    frame_steps = frame[steps].where(frame[reached].astype(bool))
+    baseline = frame_steps[frame[level] == 0].groupby(frame[by]).first()
+    frame["relative_convergence"] = frame_steps / frame[by].map(baseline)
     return frame
 
 
