@@ -130,6 +130,12 @@ def torchvision_dir() -> Path:
     return _folder(TORCHVISION_DIR) or Path.home() / ".cache" / "lib" / "torchvision"
 
 
+def user_cache_dir() -> Path:
+    """The user's cache folder for lib, ``$XDG_CACHE_HOME/lib`` or ``~/.cache/lib``: the parent of the default run
+    cache, and where what belongs to this machine rather than to a run is kept (:mod:`lib.precision`'s probes)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "lib"
+
+
 def claims_dir() -> Path:
     """``$LIB_CLAIMS_DIR``: where chapters save their claims (:mod:`lib.book.claims`); default
     ``<repo>/_build/claims`` (the book build sets it to its build folder's ``claims``), and for an installed package,
