@@ -120,6 +120,7 @@ def execute_chapter_outputs(chapter: str, out: Path, *arguments: str) -> tuple[l
     nb = nbformat.read(out, as_version=4)
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
+    assert_charts_pass(nb)
     charts = [o for o in outputs if "vega-embed" in o.get("data", {}).get("text/html", "")]
     return outputs, charts, "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
 
@@ -140,7 +141,19 @@ def execute_in_isolation(chapter: str, root: Path, scale: str = "smoke"):
         patch.setenv("PYTHONPATH", str(repo))
         papermill.execute_notebook(str(source), str(root / "out.ipynb"), parameters={"scale": scale},
                                    cwd=str(repo / "book"), progress_bar=False)
-    return nbformat.read(root / "out.ipynb", as_version=4)
+    nb = nbformat.read(root / "out.ipynb", as_version=4)
+    assert_charts_pass(nb)
+    return nb
+
+
+def assert_charts_pass(notebook) -> None:
+    """Every chart an executed chapter displays passes :func:`lib.book.plots.chart_problems` (vega-lite's warnings,
+    facets that draw only their own rows, valid axis domains, one legend each, the book's palette; see
+    tests/test_figures.py), so each execution of a chapter in the suite checks its figures at no extra cost."""
+    from lib.book import plots
+
+    problems = plots.notebook_chart_problems(notebook)
+    assert not problems, "charts with problems:\n" + "\n".join(problems)
 
 
 CHAPTER_EXECUTORS = ("papermill_cli", "execute_in_isolation", "execute_chapter_outputs", "book.build(", 'cli("run"')

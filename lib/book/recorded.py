@@ -97,7 +97,7 @@ def scale_chart(frame: pd.DataFrame, x: str, y: str, color: str, *, title: str =
         y=alt.Y(f"{y}:Q", title=y_title or y, scale=y_scale),
         color=alt.Color(f"{color}:N", title=color),
         strokeDash=alt.StrokeDash("scale:N", title="scale"),
-        shape=alt.Shape("scale:N", title="scale"),
+        shape=alt.Shape("scale:N", title="scale", legend=None),  # one legend for the scales: the dashes'
         tooltip=["scale", color, x, y, *tooltip])
     return (base.mark_line() + base.mark_point(filled=True, size=50)).properties(title=title, width=420, height=260)
 
