@@ -141,12 +141,16 @@ def test_table1_frame_and_its_readers(zhang):
     assert line["ours: all off, above chance (points)"] == pytest.approx(10.0)
 
 
-def test_difference_standard_error_matches_simulated_pairs_of_test_sets():
+def test_the_gains_standard_error_matches_simulated_pairs_of_test_sets():
+    """The chapter judges a regularizer's gain with lib.verdicts.difference_se: it is the spread of the difference of
+    two accuracies measured on independent test sets."""
+    from lib.verdicts import difference_se
+
     rng = np.random.default_rng(0)
     acc, n = 0.3, 400
     differences = (rng.binomial(n, acc, 20000) - rng.binomial(n, acc, 20000)) / n
-    assert rg.difference_standard_error(acc, n) == pytest.approx(differences.std(), rel=0.03)
-    assert rg.difference_standard_error(acc, 4 * n) == pytest.approx(rg.difference_standard_error(acc, n) / 2)
+    assert difference_se(acc, n, acc, n) == pytest.approx(differences.std(), rel=0.03)
+    assert difference_se(acc, 4 * n, acc, 4 * n) == pytest.approx(difference_se(acc, n, acc, n) / 2)
 
 
 def test_figure2b_curves_keep_the_tested_epochs_and_their_cumulative_best():

@@ -1,7 +1,7 @@
 """Zhang et al. 2017, Section 3 (``book/zhang-regularization.md``): Table 1 in full, Figure 2b, Table 4, and Table 2's
 numbers (ImageNet, not run here).
 
-The runs of each row (:func:`row_config`, built on :func:`lib.protocols.zhang_row_config` with this chapter's epoch
+The runs of each row (:func:`row_config`, built on :func:`lib.studies.protocols.zhang_row_config` with this chapter's epoch
 caps), the epochs the paper's protocol allows a row (:func:`paper_epochs`), and pure functions that turn the runs'
 summaries and histories into the paper's tables and comparisons: a regularizer's gain (:func:`regularizer_gain`),
 BatchNorm's effect (:func:`batchnorm_effect`), early stopping's potential gain (:func:`early_stopping_gain`).
@@ -33,7 +33,7 @@ BATCHNORM_MODELS = ("inception", "inception_nobn")  # Figure 2b: Inception with 
 
 def row_config(P, model: str, row: str, table: str = "table1") -> RunConfig:
     """The run of one row of Table 1 (``table="table1"``) or Table 4 (``"table4"``) for ``model`` at the scale of
-    ``P`` (``zhang-regularization``'s parameters). :func:`lib.protocols.zhang_row_config` builds it; the rest is this
+    ``P`` (``zhang-regularization``'s parameters). :func:`lib.studies.protocols.zhang_row_config` builds it; the rest is this
     chapter's: a model's ``regularized_max_epochs`` caps every run the randomization chapter does not share (Table 1's
     ``none`` and ``random_labels`` rows are shared), its ``augmented_max_epochs`` caps Table 1's random-crop runs,
     Table 4's augmented runs decay the learning rate more slowly and train longer (``table4_augmented_lr_decay``,
@@ -189,12 +189,6 @@ def table1_bars(table1: pd.DataFrame, regularized_rows: dict) -> pd.DataFrame:
                 bars.append({"model": MODEL_NAMES[model], "source": source, "regularizers": setting,
                              "test accuracy": line[f"{source} test %"] / 100, "row": row})
     return pd.DataFrame(bars)
-
-
-def difference_standard_error(acc: float, n: int) -> float:
-    """The binomial standard error of a difference of two independent test accuracies, each about ``acc``, on ``n``
-    test images: sqrt(2 acc (1 - acc) / n)."""
-    return (2 * acc * (1 - acc) / n) ** 0.5
 
 
 # --- Figure 2b --------------------------------------------------------------------------------------------------
