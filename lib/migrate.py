@@ -176,8 +176,9 @@ class Migration:
                 self._run_record(path)
         for cache in self.caches:
             with settings.override(LIB_CACHE_DIR=cache):
-                for path in sorted(p for p in cache.iterdir() if p.is_dir() and (p / "config.json").is_file()) \
-                        if cache.is_dir() else []:
+                entries = [p for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")
+                           and (p / "config.json").is_file()] if cache.is_dir() else []
+                for path in sorted(entries):
                     self._cached_run(cache, path)
         for cache in self.caches:
             with settings.override(LIB_CACHE_DIR=cache):
