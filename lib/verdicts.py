@@ -621,7 +621,7 @@ def evidence_of(expr: str, values: Mapping, fixed, requires: list[dict], fit: bo
         if not lengths:
             raise ValueError(f"a claim about a fit ({expr!r}) needs a precondition on how long its runs trained "
                              "(converged_or_reached or reached): without it, whether it could fail is unknown")
-        if all(r["values"]["epochs"] < r["values"]["needed"] for r in lengths):
+        if all(r["values"]["epochs"] < r["values"]["needed"] and r["values"].get("converged") == 1 for r in lengths):
             return "confirmation", "stopping rule"
     return "test", ""
 
@@ -681,10 +681,11 @@ class ClaimBook:
                          by_construction, source, paper, note, fit, protocol, fixed)
 
     def check(self, *, what: str, target: str, ours: str, criterion: Criterion, section: str = "", data=None,
-              requires=(), figure: str = "our check", note: str = "") -> Claim:
+              requires=(), figure: str = "our check", note: str = "", protocol: Protocol | None = None) -> Claim:
         """A check of our own implementation (not a claim of the paper): listed, never counted with the paper's."""
         return self.trend(figure=figure, claim=what, paper_value=target, ours=ours, criterion=criterion,
-                          section=section, data=data, requires=requires, source="check", paper="ours", note=note)
+                          section=section, data=data, requires=requires, source="check", paper="ours", note=note,
+                          protocol=protocol)
 
     def extension(self, *, figure: str, claim: str, expected: str, ours: str, criterion: Criterion, section: str = "",
                   data=None, requires=(), note: str = "", protocol: Protocol | None = None, fixed=()) -> Claim:
@@ -779,14 +780,19 @@ class ClaimBook:
         return text
 
     def _closing(self, claims: list[Claim]) -> str:
-        groups = {"agrees": [], "differs": [], "not tested": [], "by construction": [], "checks": []}
+        groups = {"agrees": [], "differs": [], "not tested": [], "by construction": [], "confirmations": [],
+                  "extensions": [], "checks": []}
         for c in claims:
             if c.source == "check":
                 groups["checks"].append(c)
+            elif c.source == "ours":
+                groups["extensions"].append(c)
             elif c.verdict == "not tested":
                 groups["not tested"].append(c)
             elif not c.substantive:
                 groups["by construction"].append(c)
+            elif c.evidence == "confirmation":
+                groups["confirmations"].append(c)
             elif c.verdict == "differs":
                 groups["differs"].append(c)
             else:
@@ -798,9 +804,12 @@ class ClaimBook:
             text = f"{c.figure}: {c.claim}{source} — {target} {c.paper_value}, ours {c.our_value}, {c.data}"
             return f"  - {text}" + (f"; {why}" if why else "") + "."
 
-        titles = {"agrees": "Agrees (substantive)", "differs": "Differs (substantive)",
-                  "not tested": "Not tested (a precondition failed at this scale)",
-                  "by construction": "Holds or fails by construction", "checks": "Checks of our own implementation"}
+        titles = {"agrees": "Agrees (tests: an outcome existed that would have made them differ)",
+                  "differs": "Differs (tests)", "not tested": "Not tested (a precondition failed at this scale)",
+                  "by construction": "Holds or fails by construction (confirmations)",
+                  "confirmations": "Confirmations (they could only agree)",
+                  "extensions": "Our extensions (claims the papers do not make, never counted as theirs)",
+                  "checks": "Checks of our own implementation"}
         parts = []
         for key, items in groups.items():
             if not items:
@@ -808,7 +817,8 @@ class ClaimBook:
             parts.append(f"- **{titles[key]}**, {len(items)} of {len(claims)}:")
             for c in items:
                 why = {"not tested": f"not tested because not: {c.untested}",
-                       "differs": c.note, "checks": f"{c.verdict}" + (f"; {c.note}" if c.note else ""), "by construction": (f"{c.verdict}; " if c.verdict else "")
+                       "differs": c.note, "confirmations": ONE_SIDED.get(c.one_sided, c.one_sided),
+                       "extensions": c.verdict + (f"; not tested because not: {c.untested}" if c.untested else ""), "checks": f"{c.verdict}" + (f"; {c.note}" if c.note else ""), "by construction": (f"{c.verdict}; " if c.verdict else "")
                        + BY_CONSTRUCTION.get(c.construction, "")}.get(key, "")
                 parts.append(line(c, why))
         return "\n".join(parts) if parts else "No claims were registered."

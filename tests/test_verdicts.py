@@ -87,6 +87,7 @@ def test_a_fit_that_the_stopping_rule_ended_is_a_confirmation_and_one_trained_th
                      criterion=rule("train_acc >= threshold", train_acc=0.8, threshold=0.999),
                      requires=[converged_or_reached(False, 60, 200)])
     assert capped.verdict == "not tested"
+    assert capped.evidence == "test"  # a capped, unfitted run is not a stopping-rule confirmation: it is untested
     with pytest.raises(ValueError, match="how long its runs trained"):
         b.trend(figure="T1", claim="no length", paper_value="x", ours="x", criterion=fit, fit=True)
     chance = b.value(figure="T1", claim="random labels test", paper_value=10.0, ours=10.3, unit="%",
