@@ -39,12 +39,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lib.data import SIZES
+from lib.studies.protocols import masc_config, theunissen_config
 from lib.runs import run_best_of, run_grid
 from lib.schemas import (ChapterParams, DatasetName, Fraction, NoiseType, NonEmpty, PositiveInt, Probability,
                          Seed, Threads, schema)
+from lib.data import SIZES
 from lib.studies.masc import decoding as decode
-from lib.studies.protocols import masc_config, theunissen_config
 from lib.studies.theunissen2019.noise import grid_protocol
 from lib.studies.theunissen2019.probes import run_layer_metrics
 from lib.verdicts import Protocol, compare_runs, difference_se

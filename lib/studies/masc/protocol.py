@@ -2,7 +2,7 @@
 
 :func:`masc_config` is section 3.1 and appendix A.2: one model entry (architecture, optimizer, stopping criterion)
 with labels redrawn uniformly with probability ``p``. The cross-paper chapter builds its runs here too (through
-:mod:`lib.protocols`), so they are the same runs.
+:mod:`lib.studies.protocols`), so they are the same runs.
 """
 
 from __future__ import annotations

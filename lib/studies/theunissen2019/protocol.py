@@ -2,7 +2,7 @@
 
 :func:`theunissen_config` is Appendix A's protocol: the 55k/5k/10k split, pixels /255, MSE on one-hot targets,
 Adam, no regularization, noise of Appendix B (Algorithms 1-3) with probability ``p``. The cross-paper chapter
-builds its runs here too (through :mod:`lib.protocols`), so they are the same runs.
+builds its runs here too (through :mod:`lib.studies.protocols`), so they are the same runs.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 with momentum 0.9, the model's learning rate decayed per epoch, no explicit regularization unless a change turns it
 on; labels redrawn uniformly with probability ``corruption`` (``partial_labels``). The randomization and the
 regularization chapters both build their runs here, so the unregularized runs they share are trained once
-(:mod:`lib.protocols` is where chapters import it from). :data:`ZHANG_TABLE1_ROWS` and
+(:mod:`lib.studies.protocols` is where chapters import it from). :data:`ZHANG_TABLE1_ROWS` and
 :data:`ZHANG_TABLE4_SETTINGS` name the regularizer settings of Table 1's and Table 4's rows, and
 :func:`zhang_row_config` builds one of them.
 
