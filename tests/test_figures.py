@@ -18,6 +18,7 @@ import altair as alt
 import jupytext
 import pandas as pd
 import pytest
+import vl_convert
 
 from lib.book import plots
 
@@ -45,6 +46,17 @@ def run_cell(source: str, namespace: dict):
     return eval(compile(ast.Expression(last.value), "<cell>", "eval"), namespace) if last else None
 
 
+def shown(chart) -> dict:
+    """The vega-lite specification of ``chart`` as a chapter displays it (the book's renderer, in its HTML)."""
+    bundle = chart._repr_mimebundle_()
+    [spec] = plots.specs_in_html((bundle[0] if isinstance(bundle, tuple) else bundle)["text/html"])
+    return spec
+
+
+def drawn_width(spec: dict) -> float:
+    return vl_convert.vegalite_to_scenegraph(spec)["width"]
+
+
 def log_line(values) -> alt.Chart:
     frame = pd.DataFrame({"x": range(1, len(values) + 1), "y": values})
     return alt.Chart(frame).mark_line(point=True).encode(x="x:Q", y=alt.Y("y:Q", scale=alt.Scale(type="log")))
@@ -54,14 +66,25 @@ def log_line(values) -> alt.Chart:
 
 def test_the_html_a_chapter_shows_holds_the_spec_the_checks_read():
     chart = alt.Chart(pd.DataFrame({"x": [1, 2], "c": ["a", "b"]})).mark_point().encode(x="x:Q", color="c:N")
-    bundle = chart._repr_mimebundle_()
-    html = (bundle[0] if isinstance(bundle, tuple) else bundle)["text/html"]
-    [spec] = plots.specs_in_html(html)
+    spec = shown(chart)
     assert spec == {**chart.to_dict(), "width": "container"}  # a single view fills its column
     assert spec["config"]["range"]["category"] == plots.PALETTE  # the book's theme, on every chart
-    facet = chart.properties(width=100).facet(column="c:N")
-    [spec] = plots.specs_in_html(facet._repr_mimebundle_()["text/html"])
-    assert spec["spec"]["width"] == 100  # small multiples keep the panel width they were given
+
+
+@pytest.mark.parametrize("given", [100, 400])
+def test_small_multiples_are_fitted_to_the_columns_width(given):
+    """Panels given too narrow or too wide are widened or narrowed alike, so the figure, legend and axes included,
+    is the text column's width as vega draws it."""
+    frame = pd.DataFrame({"x": [1, 2] * 4, "y": [0.1, 0.2] * 4, "c": ["a", "b"] * 4,
+                          "panel": ["p", "p", "q", "q", "r", "r", "s", "s"]})
+    chart = plots.faceted_lines(frame, "x", "y", "c", "panel", title="four panels", x_title="x", y_title="y",
+                                width=given)
+    assert abs(drawn_width(chart.to_dict()) - plots.COLUMN) > 100  # as given, it is not the column's width
+    spec = shown(chart)
+    assert abs(drawn_width(spec) - plots.COLUMN) <= 4 and spec["spec"]["width"] != given
+    assert plots.chart_problems(spec) == []
+    views = alt.hconcat(*[alt.Chart(frame).mark_point().encode(x="x:Q", y="y:Q").properties(width=given)] * 2)
+    assert abs(drawn_width(shown(views)) - plots.COLUMN) <= 4
 
 
 def test_a_log_scale_over_zero_has_no_axis_and_unplaced_marks():
@@ -167,8 +190,7 @@ def test_random_feature_figure_draws_every_panel_and_the_old_one_did_not(isolate
     chart = run_cell(figure_cell("weng-double-descent", "fig-dd-rff"),
                      {"alt": alt, "pd": pd, "plots": plots, "P": P, "rff": rff})
     assert plots.chart_problems(chart) == []
-    scene = __import__("vl_convert").vegalite_to_scenegraph(chart.to_dict())
-    assert scene["width"] <= plots.COLUMN + 40  # three panels side by side fit the text column
+    assert abs(drawn_width(shown(chart)) - plots.COLUMN) <= 4  # three panels side by side fill the text column
     # the chapter's construction before: one log y scale over every panel, zero-one errors included
     long = rff.melt(id_vars="features", var_name="measure", value_name="value")
     long["panel"] = long.measure.map(lambda m: "norm" if m == "norm" else m.split("_")[1])
@@ -192,15 +214,6 @@ def test_a_figure_with_nothing_to_draw_says_why_in_words():
     drawn = plots.line_chart(frame.assign(relative=[1.0, 1.4]), "corruption", "relative", "model", title="Figure 1b",
                              x_title="p", y_title="slowdown")
     assert drawn.to_dict()["mark"]["type"] == "line" and plots.chart_problems(drawn) == []
-
-
-def test_small_multiples_share_the_columns_width():
-    frame = pd.DataFrame({"x": [1, 2] * 4, "y": [0.1, 0.2] * 4, "c": ["a", "b"] * 4,
-                          "panel": ["p", "p", "q", "q", "r", "r", "s", "s"]})
-    chart = plots.faceted_lines(frame, "x", "y", "c", "panel", title="four panels", x_title="x", y_title="y")
-    assert plots.chart_problems(chart) == []
-    scene = __import__("vl_convert").vegalite_to_scenegraph(chart.to_dict())
-    assert plots.COLUMN - 120 <= scene["width"] <= plots.COLUMN + 40
 
 
 # --- the palette ---------------------------------------------------------------------------------------------------
@@ -240,3 +253,19 @@ def test_the_palettes_colours_stay_apart_with_each_colour_vision(vision):
     tableau10 = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b"]
     if vision == "deuteranopia":
         assert closest_pair(tableau10, vision) < 5
+
+
+def test_a_recorded_scale_is_dashed_and_its_legend_draws_the_dashes():
+    """recorded.scale_chart: the page's scale (first in the frame) solid and the recorded one dashed, whatever their
+    names' alphabetical order (the captions say so), in one legend whose symbols are the strokes."""
+    from lib.book import recorded
+
+    frame = pd.DataFrame({"p": [0, 0.5, 1] * 2, "error": [0.5, 0.7, 0.9, 0.4, 0.6, 0.9], "model": ["mlp"] * 6,
+                          "scale": ["smoke"] * 3 + ["full"] * 3})
+    chart = recorded.scale_chart(frame, "p", "error", "model")
+    assert plots.chart_problems(chart) == []
+    vega = vl_convert.vegalite_to_vega(chart.to_dict())
+    [dash] = [scale for scale in vega["scales"] if scale["name"] == "strokeDash"]
+    assert dash["domain"] == ["smoke", "full"] and dash["range"] == [[1, 0], [6, 4]]  # smoke solid, full dashed
+    [legend] = [legend for legend in vega["legends"] if legend.get("strokeDash") == "strokeDash"]
+    assert legend["symbolType"] == "stroke"

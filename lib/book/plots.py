@@ -2,7 +2,8 @@
 
 :func:`setup` makes altair emit self-contained HTML (the ``html`` renderer) and enables the book's theme
 (:func:`theme`): a colour-blind-safe palette (:data:`PALETTE`, Okabe and Ito's) for every categorical colour, and
-text sizes that stay legible when a chart is scaled to a phone. The book ships vega, vega-lite and vega-embed in
+text sizes that stay legible when a chart is scaled to a phone; every chart it renders is the text column's width
+(:func:`fit_to_column`). The book ships vega, vega-lite and vega-embed in
 ``_static`` (see :mod:`lib.book`), and sets ``VEGA_DEBUG`` so the HTML's loader never reaches for a CDN. Altair
 refuses data over 5,000 rows, so every chart here takes already-aggregated frames and :func:`check_rows` says so
 clearly when one is too big.
@@ -29,9 +30,10 @@ import pandas as pd
 
 MAX_ROWS = 5000
 WIDTH, HEIGHT = 300, 220
-# The width a chart may take in the book's text column (a figure is 772 px wide at a 1400 px window): small
-# multiples divide it between their panels (panel_width); a single view takes all of it (fit_to_column).
-COLUMN = 760
+# The width a chart may take in the book's text column (a figure's chart is 756 px wide at a 1400 px window, less
+# a margin: a browser's text measures can differ from vl-convert's): small
+# multiples share it between their panels and a single view takes all of it (fit_to_column, panel_width).
+COLUMN = 740
 # Okabe & Ito (2008), "Color Universal Design": eight colours told apart with every common colour-vision
 # deficiency; ordered so that the first few series (most charts have two to four) differ most in hue and lightness.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
@@ -55,18 +57,62 @@ def theme() -> dict:
 _COMPOSED = ("facet", "hconcat", "vconcat", "concat", "repeat")
 
 
-def fit_to_column(spec: dict) -> dict:
-    """``spec`` with a single view (one mark, or layers of marks) as wide as the column it is shown in (vega-lite's
-    ``width: "container"``), at any screen width; small multiples and concatenations keep the panel widths they were
-    given (:func:`panel_width` sizes them to the column)."""
+def _panels(spec: dict) -> list[dict]:
+    """The views of a composed ``spec`` whose ``width`` is a number of pixels (a facet's panel, each concatenated
+    view, recursively)."""
     encoding = spec.get("encoding", {})
-    if any(key in spec for key in _COMPOSED) or any(k in encoding for k in ("row", "column", "facet")):
+    if any(k in encoding for k in ("row", "column", "facet")):  # faceted by an encoding channel: width is a panel's
+        return [spec] if isinstance(spec.get("width"), (int, float)) else []
+    if "spec" in spec and isinstance(spec["spec"], dict) and "facet" in spec:
+        return _panels(spec["spec"]) or ([spec["spec"]] if isinstance(spec["spec"].get("width"), (int, float)) else [])
+    views = [v for key in ("hconcat", "vconcat", "concat") for v in spec.get(key, [])]
+    if views:
+        return [panel for view in views for panel in (_panels(view) or
+                                                      ([view] if isinstance(view.get("width"), (int, float)) else []))]
+    return []
+
+
+def _drawn_width(spec: dict) -> float | None:
+    try:
+        import vl_convert
+    except ImportError:  # outside the `book` extra (which has vl-convert) panels keep the widths they were given
+        return None
+    try:
+        return float(vl_convert.vegalite_to_scenegraph(spec)["width"])
+    except ValueError:
+        return None
+
+
+def fit_to_column(spec: dict, smallest: int = 60) -> dict:
+    """``spec`` as wide as the text column it is shown in (:data:`COLUMN`), at any screen width for a single view
+    (one mark, or layers of marks: vega-lite's ``width: "container"``); small multiples and concatenations have
+    every panel widened or narrowed by the same number of pixels (never below ``smallest``) so that the whole
+    figure, axes, headers and legends included, is the column's width as vega draws it."""
+    import copy
+
+    encoding = spec.get("encoding", {})
+    if not any(key in spec for key in _COMPOSED) and not any(k in encoding for k in ("row", "column", "facet")):
+        return {**spec, "width": "container"}
+    fitted = copy.deepcopy(spec)
+    panels = _panels(fitted)
+    widths = [p["width"] for p in panels]
+    before = _drawn_width(fitted)
+    if not panels or before is None:
         return spec
-    return {**spec, "width": "container"}
+    for panel in panels:
+        panel["width"] += 10
+    after = _drawn_width(fitted)
+    slope = (after - before) / 10 if after is not None else 0
+    if slope <= 0:
+        return spec
+    delta = max((COLUMN - before) / slope, smallest - min(widths))
+    for panel, width in zip(panels, widths):
+        panel["width"] = int(width + delta)
+    return fitted
 
 
 def _render(spec: dict, **options):
-    """Altair's HTML renderer, with every chart passed through :func:`fit_to_column` first."""
+    """Altair's HTML renderer, every chart passed through :func:`fit_to_column` first."""
     from altair.vegalite.v6.display import html_renderer
 
     return html_renderer(fit_to_column(spec), **options)
@@ -74,7 +120,7 @@ def _render(spec: dict, **options):
 
 def setup() -> None:
     """Render charts as HTML that works with the book's vendored vega bundle (and in Jupyter), in the book's theme,
-    each single-view chart as wide as its column (:func:`fit_to_column`)."""
+    each as wide as the text column (:func:`fit_to_column`)."""
     if "book" not in alt.renderers.names():
         alt.renderers.register("book", _render)
     alt.renderers.enable("book", embed_options={"renderer": "svg", "actions": False})
@@ -86,7 +132,8 @@ def setup() -> None:
 def panel_width(columns: int, legend: int = 110, gap: int = 20, axis: int = 50, smallest: int = 110) -> int:
     """The width of each of ``columns`` panels side by side so that the row fills the text column (:data:`COLUMN`):
     a y axis ``axis`` px wide on the left, ``gap`` px between panels (add a panel's own y axis where each has one)
-    and a legend ``legend`` px wide on the right; never below ``smallest``."""
+    and a legend ``legend`` px wide on the right; never below ``smallest``. An estimate, for a chart drawn outside the
+    book's renderer; the renderer fits the figure as vega draws it (:func:`fit_to_column`)."""
     columns = max(columns, 1)
     return max(smallest, int((COLUMN - legend - axis - gap * (columns - 1)) / columns))
 
@@ -97,11 +144,16 @@ def check_rows(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     return frame
 
 
-def note(title: str, text: str, width: int = COLUMN - 110) -> alt.Chart:
-    """A figure with nothing to draw: ``text`` (why, in words) under ``title``, with no axes to stand empty."""
-    return (alt.Chart(pd.DataFrame({"text": [text]})).mark_text(align="left", baseline="middle", fontSize=13,
-                                                                   limit=width, color="#444")
-            .encode(x=alt.value(0), y=alt.value(20), text="text:N").properties(title=title, width=width, height=40))
+def note(title: str, text: str, width: int = COLUMN - 110, line: int = 70) -> alt.Chart:
+    """A figure with nothing to draw: ``text`` (why, in words, wrapped at ``line`` characters so that it fits a
+    phone's column too) under ``title``, with no axes to stand empty."""
+    import textwrap
+
+    lines = textwrap.wrap(text, line)
+    return (alt.Chart(pd.DataFrame({"text": ["\n".join(lines)]}))
+            .mark_text(align="left", baseline="top", fontSize=13, lineBreak="\n", lineHeight=18, color="#444")
+            .encode(x=alt.value(0), y=alt.value(4), text="text:N")
+            .properties(title=title, width=width, height=18 * len(lines) + 8))
 
 
 def has_points(frame: pd.DataFrame, *columns: str) -> bool:
@@ -233,18 +285,21 @@ def stacked_bars(frame: pd.DataFrame, x: str, y: str, stack: str, facet: str, ti
                  y_title: str, colors: dict[str, str], columns: int = 5, width: int | None = None,
                  height: int = 110) -> alt.FacetChart:
     """Bars of ``y`` at each ``x`` stacked by ``stack`` (colours given per value), one panel per ``facet``
-    (``columns`` to a row, ``width`` each; by default a row fills the column)."""
+    (``columns`` to a row, ``width`` each; by default a row fills the column). The x axis has no labels, so its title
+    ``x_title`` is said once, under the chart's title, rather than under every panel."""
     check_rows(frame, title)
     width = width or panel_width(min(frame[facet].nunique(), columns), legend=90, smallest=90)
     chart = alt.Chart(frame).mark_bar().encode(
-        x=alt.X(f"{x}:O", title=x_title, axis=alt.Axis(labels=False, ticks=False)),
+        x=alt.X(f"{x}:O", title=None, axis=alt.Axis(labels=False, ticks=False)),
         y=alt.Y(f"{y}:Q", title=y_title, stack="zero"),
         color=alt.Color(f"{stack}:N", title=None,
                         scale=alt.Scale(domain=list(colors), range=list(colors.values()))),
         order=alt.Order(f"{stack}:N", sort="descending"),
         tooltip=[facet, x, stack, y],
     ).properties(width=width, height=height)
-    return chart.facet(facet=alt.Facet(f"{facet}:N", title=None), columns=columns).properties(title=title)
+    return chart.facet(facet=alt.Facet(f"{facet}:N", title=None), columns=columns).properties(
+        title=alt.TitleParams(title, subtitle=f"each panel's bars: {x_title}"))
+
 
 def faceted_layers(lines: pd.DataFrame, references: pd.DataFrame | None, x: str, y: str, color: str,
                    row: str, column: str, title: str, y_title: str, x_order: list[str] | None = None,
@@ -275,7 +330,8 @@ def faceted_layers(lines: pd.DataFrame, references: pd.DataFrame | None, x: str,
     layers = [line]
     if band is not None:
         layers.insert(0, alt.Chart().transform_filter(alt.datum._kind == "line").mark_area(opacity=0.2).encode(
-            x=alt.X(f"{x}:N", sort=sort), y=f"{band[0]}:Q", y2=f"{band[1]}:Q", color=f"{color}:N"))
+            x=alt.X(f"{x}:N", sort=sort), y=f"{band[0]}:Q", y2=f"{band[1]}:Q",
+            color=alt.Color(f"{color}:N", legend=None)))  # the legend is the lines', in full colour
     if references is not None and len(references):
         layers.append(alt.Chart().transform_filter(alt.datum._kind == "reference").mark_rule(strokeDash=[5, 3]).encode(
             y=f"{y}:Q", strokeDash=alt.StrokeDash("reference:N", title="model (reference)"),

@@ -96,7 +96,9 @@ def scale_chart(frame: pd.DataFrame, x: str, y: str, color: str, *, title: str =
         x=alt.X(f"{x}:Q", title=x_title or x),
         y=alt.Y(f"{y}:Q", title=y_title or y, scale=y_scale),
         color=alt.Color(f"{color}:N", title=color),
-        strokeDash=alt.StrokeDash("scale:N", title="scale"),
+        # the page's scale (first in the frame) solid, the recorded one dashed, and the legend draws the dashes
+        strokeDash=alt.StrokeDash("scale:N", title="scale", legend=alt.Legend(symbolType="stroke"),
+                                  scale=alt.Scale(domain=list(dict.fromkeys(frame["scale"])), range=[[1, 0], [6, 4]])),
         shape=alt.Shape("scale:N", title="scale", legend=None),  # one legend for the scales: the dashes'
         tooltip=["scale", color, x, y, *tooltip])
     return (base.mark_line() + base.mark_point(filled=True, size=50)).properties(title=title, width=420, height=260)
