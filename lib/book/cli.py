@@ -6,6 +6,8 @@
     python -m lib runs list
     python -m lib runs clear
     python -m lib runs migrate --dry-run
+    python -m lib record-paper --budget-min 14
+    python -m lib precision
 """
 
 from __future__ import annotations
@@ -97,6 +99,35 @@ def command_migrate(args: argparse.Namespace) -> int:
     report = migrate.Migration(root, caches, configs, dry_run=args.dry_run).run()
     for line in report.lines(dry_run=args.dry_run):
         print(line)
+    return 0
+
+
+def command_record_paper(args: argparse.Namespace) -> int:
+    """``python -m lib record-paper``: record the most valuable runs of the papers' protocol the results store lacks,
+    within a time budget (:func:`lib.book.record.record_paper`); exit status 1 where training failed."""
+    from lib.book import record
+
+    report = record.record_paper(args.scale, budget_s=args.budget_min * 60, batched=args.batched,
+                                 checkpoint_every_s=args.checkpoint_every_s, dry_run=args.dry_run)
+    if not args.dry_run:
+        print(record.summary_line(report))
+    return 1 if report.failed else 0
+
+
+def command_precision(args: argparse.Namespace) -> int:
+    """``python -m lib precision``: measure (or read from its cache) which precision trains each network of a scale's
+    chapters faster here, fp32 or bf16 autocast (:mod:`lib.precision`), one line each with the parameters' choice."""
+    from lib import precision
+    from lib.book.record import recorded_networks
+
+    networks = recorded_networks(args.scale, args.chapter or None)
+    print(f"Milliseconds per training step in fp32 and in bf16 autocast, on {args.steps} steps x {args.epochs - 2} "
+          f"epoch(s) x {args.rounds} round(s) each (cached in {precision.cache_path()}):")
+    for network in networks:
+        found = precision.probe(network.config, threads=args.threads or network.threads, remeasure=args.remeasure,
+                                steps=args.steps, epochs=args.epochs, rounds=args.rounds)
+        print(f"{network.chapter} {network.name}: {found.line()}; its parameters at {args.scale}: "
+              f"{network.config.precision}")
     return 0
 
 
@@ -234,6 +265,37 @@ def parser() -> argparse.ArgumentParser:
                       help="migrate: the configuration (a JSON mapping, or a file holding one) of an interrupted "
                            "run whose checkpoint does not name it (repeatable)")
     runs.set_defaults(handler=lambda args: command_migrate(args) if args.action == "migrate" else command_runs(args))
+
+    paper = commands.add_parser(
+        "record-paper", help="record the most valuable runs of the papers' protocol within a time budget",
+        description="Train and record into results/SCALE/runs/ the runs of the papers' protocol the results store "
+                    "lacks, most valuable first: the MASC MLP-MNIST grid, then Zhang et al.'s Inception and AlexNet on "
+                    "true and random labels. Each run is recorded as it finishes; training stops before the budget "
+                    "ends; calling again goes on (lib.book.record).")
+    paper.add_argument("--budget-min", type=float, default=14.0, help="minutes this command may take (default: 14)")
+    paper.add_argument("--scale", default="paper", choices=SCALES,
+                       help="the parameters whose runs are recorded, into results/SCALE/ (default: paper)")
+    paper.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
+                       help="stack runs of one shape into one model (default: where that pays, a GPU)")
+    paper.add_argument("--checkpoint-every-s", type=float, default=30.0,
+                       help="seconds between checkpoints of the training runs (default: 30)")
+    paper.add_argument("--dry-run", action="store_true", help="say what would be trained; train and record nothing")
+    paper.set_defaults(handler=command_record_paper)
+
+    probe = commands.add_parser(
+        "precision", help="measure whether fp32 or bf16 autocast trains each recorded network faster here",
+        description="Time a few training steps of each network a scale's chapters train, in fp32 and in bf16 "
+                    "autocast, on this machine and thread count; print ms per step and the faster precision (bf16 "
+                    "only where it is faster by more than 5%%). Results are cached per machine (lib.precision).")
+    probe.add_argument("--scale", default="full", choices=SCALES, help="the chapters' parameters (default: full)")
+    probe.add_argument("--chapter", action="append", help="only this chapter (repeatable)")
+    probe.add_argument("--threads", type=int, default=None,
+                       help="torch threads (default: each chapter's torch_threads, else torch's)")
+    probe.add_argument("--remeasure", action="store_true", help="measure again even where a probe is cached")
+    probe.add_argument("--steps", type=int, default=8, help="timed steps per epoch (default: 8)")
+    probe.add_argument("--epochs", type=int, default=3, help="epochs per training, the first and last untimed (default: 3)")
+    probe.add_argument("--rounds", type=int, default=2, help="trainings per precision (default: 2)")
+    probe.set_defaults(handler=command_precision)
     return main
 
 
