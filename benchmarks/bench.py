@@ -218,7 +218,7 @@ def masc_paper_grid(max_epochs: int | None = None) -> dict:
     so the same epochs). With ``max_epochs`` the grid is a capped probe, and both times are also
     projected to the epochs the authors' runs took."""
     from lib.params import load_params
-    from lib.protocols import masc_config
+    from lib.studies.protocols import masc_config
 
     params = load_params("masc-decoding", "paper")
     spec = params.models["MLP-MNIST"]
