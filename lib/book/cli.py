@@ -286,7 +286,7 @@ def parser() -> argparse.ArgumentParser:
         "precision", help="measure whether fp32 or bf16 autocast trains each recorded network faster here",
         description="Time a few training steps of each network a scale's chapters train, in fp32 and in bf16 "
                     "autocast, on this machine and thread count; print ms per step and the faster precision (bf16 "
-                    "only where it is faster by more than 5%%). Results are cached per machine (lib.precision).")
+                    "only where it is faster by more than 5%). Results are cached per machine (lib.precision).")
     probe.add_argument("--scale", default="full", choices=SCALES, help="the chapters' parameters (default: full)")
     probe.add_argument("--chapter", action="append", help="only this chapter (repeatable)")
     probe.add_argument("--threads", type=int, default=None,
