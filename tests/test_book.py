@@ -73,6 +73,24 @@ def test_scorecard_is_written_from_the_chapters_claims(built):
     assert f"Verdicts on claims of the papers in this build: {len(papers)} — " in intro and "scorecard.html" in intro
 
 
+def test_every_claim_counted_as_a_test_could_have_failed(built):
+    """Issue 30's rule over every claim every chapter registered: a claim counted as a test has an outcome that would
+    have made it differ (recomputed from its stored numbers, not read from its label), a confirmation has none, and
+    no tested claim of the papers uses a fixed tolerance instead of one from noise."""
+    from lib.verdicts import NUMERIC
+
+    build_dir, _ = built
+    claims = [Claim(**r) for r in json.loads((build_dir / "scorecard.json").read_text())]
+    wrong = [(c.chapter, c.figure, c.claim, c.evidence) for c in claims
+             if c.could_have_failed() != (c.evidence == "test")]
+    assert not wrong, wrong
+    fixed = [(c.chapter, c.claim) for c in claims
+             if c.source == "paper" and c.criterion == NUMERIC and c.verdict != "not tested"]
+    assert not fixed, fixed
+    assert {c.evidence for c in claims} == {"test", "confirmation"}  # both kinds occur in the book
+    assert all(c.departures or c.at_protocol for c in claims)  # each claim says how it departs from the protocol
+
+
 def test_at_smoke_scale_substantive_claims_mostly_fail_or_are_not_tested(built):
     """Nothing trains properly at smoke: a substantive claim that passes there passes on an untrained network,
     unless a precondition it states held. Most must be *not tested* or *differs*, and each one that passes must
@@ -288,3 +306,18 @@ def test_rendered_chapters_state_only_results_their_runs_computed(built, chapter
     shown = "".join(o.get("data", {}).get("text/markdown", "") for o in outputs_of(build_dir / "site" / "book" / f"{chapter}.ipynb"))
     for claim in claims:
         assert claim.claim in shown, claim.claim  # every claim's verdict is in the computed closing
+
+
+def test_every_chart_the_book_shows_passes_its_checks_and_no_placeholder_reaches_readers(built):
+    """Every page's charts, the summary pages' included, pass lib.book.plots.chart_problems (tests/test_figures.py);
+    and what a reader sees of every executed page holds no "NaN", "+nan", "nanx", reason cut off after its colon or
+    run hash as a row label (lib.book.prose.notebook_placeholders)."""
+    from lib.book import plots, prose
+
+    build_dir, _ = built
+    problems = []
+    for chapter in [c for c in book.chapters() if book.is_notebook(c)]:
+        notebook = build_dir / "site" / "book" / f"{chapter}.ipynb"
+        problems += [f"{chapter}: {p}" for p in plots.notebook_chart_problems(notebook)]
+        problems += [f"{chapter}: {p}" for p in prose.notebook_placeholders(notebook)]
+    assert not problems, "\n".join(problems)

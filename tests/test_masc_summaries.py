@@ -423,8 +423,9 @@ def test_figure_3_induced_memorization():
 
 
 def test_a_clean_only_grid_has_no_induced_jobs_figure_3_or_references():
-    # the full scale's grid: degree 0 only, so nothing to corrupt the clean models' labels with afterwards
-    P = load_params("masc-decoding", "full")
+    # a grid of degree 0 only (the full scale's, with its degrees overridden): nothing to corrupt the clean models'
+    # labels with afterwards
+    P = load_params("masc-decoding", "full", {"corruption_levels": [0.0], "control_levels": [0.0]})
     assert [p for p in P.corruption_levels if p > 0] == []
     entries, _ = summaries.model_entries(P, available=lambda name: True)
     configs = summaries.grid_configs(P, entries)

@@ -19,9 +19,11 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from lib.book.plots import PALETTE
 from lib.verdicts import NOISE, TOLERANCE_PARTS, VALUE_CRITERIA, VERDICTS
 
-COLOURS = {"reproduced": "#2e7d32", "same trend": "#1565c0", "differs": "#c62828", "not tested": "#9e9e9e"}
+# the verdicts in the book's colour-blind-safe palette (lib.book.plots.PALETTE): green, blue, vermillion, and grey
+COLOURS = {"reproduced": PALETTE[2], "same trend": PALETTE[0], "differs": PALETTE[5], "not tested": "#999999"}
 KINDS = ("substantive", "by construction", "a reproduction's number", "our check", "our extension")
 SIZES = ("paper's data size", "subset")
 
@@ -191,7 +193,7 @@ def verdict_chart(card: pd.DataFrame) -> alt.Chart:
         color=alt.Color("verdict:N", scale=alt.Scale(domain=list(COLOURS), range=list(COLOURS.values())),
                         legend=alt.Legend(orient="bottom")),
         order=alt.Order("verdict_order:Q"),
-        opacity=alt.Opacity("size:N", scale=alt.Scale(domain=list(SIZES), range=[1.0, 0.55]),
+        opacity=alt.Opacity("size:N", sort=list(SIZES), scale=alt.Scale(domain=list(SIZES), range=[1.0, 0.55]),
                             legend=alt.Legend(title="measured on", orient="bottom")),
         column=alt.Column("kind:N", sort=list(KINDS[:2]), title=None),
         tooltip=["chapter", "kind", "size", "verdict", alt.Tooltip("sum(claims):Q", title="claims")],
@@ -234,7 +236,7 @@ def numeric_chart(card: pd.DataFrame) -> alt.Chart | None:
         return None
     order = list(dict.fromkeys(numeric.chapter))
     base = alt.Chart(numeric)
-    band = alt.Chart(pd.DataFrame({"low": [-1.0], "high": [1.0]})).mark_rect(color="#a5d6a7", opacity=0.45).encode(
+    band = alt.Chart(pd.DataFrame({"low": [-1.0], "high": [1.0]})).mark_rect(color=COLOURS["reproduced"], opacity=0.2).encode(
         x="low:Q", x2="high:Q")
     points = base.mark_point(filled=True, size=55, opacity=0.85).encode(
         x=alt.X("shown:Q", title="(ours − paper) / tolerance, clipped at ±10; the band is the tolerance",
