@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import nbformat
+import yaml
 import pytest
 
 from browser import CHROMIUM_FLAGS, Browser, chromium
@@ -121,6 +122,8 @@ def test_site_has_every_page_and_the_vendored_vega(built):
 
 CHAPTERS = ("zhang-randomization", "theunissen-noise", "masc-decoding")  # computational chapters
 REPOSITORY = book.repository_url()
+BRANCH = yaml.safe_load((book.REPO_ROOT / "_config.yml").read_text())["repository"]["branch"]  # the launch buttons'
+
 
 
 def test_chapters_open_with_what_they_reproduce_scale_time_and_command(built):
@@ -172,8 +175,8 @@ def test_pages_have_repository_launch_and_download_buttons(built):
     for chapter in CHAPTERS:
         page = (html / "book" / f"{chapter}.html").read_text()
         assert f'href="{REPOSITORY}"' in page and f"{REPOSITORY}/issues/new" in page
-        assert f"https://mybinder.org/v2/gh/{owner_repo}/main?urlpath=lab/tree/book/{chapter}.md" in page
-        assert f"https://colab.research.google.com/github/{owner_repo}/blob/main/book/{chapter}.ipynb" in page
+        assert f"https://mybinder.org/v2/gh/{owner_repo}/{BRANCH}?urlpath=lab/tree/book/{chapter}.md" in page
+        assert f"https://colab.research.google.com/github/{owner_repo}/blob/{BRANCH}/book/{chapter}.ipynb" in page
         for suffix in (".ipynb", ".md"):
             assert f'href="../_sources/book/{chapter}{suffix}"' in page, (chapter, suffix)
         assert (html / "_sources" / "book" / f"{chapter}.md").read_text() == (book.REPO_ROOT / "book" / f"{chapter}.md").read_text()
